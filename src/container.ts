@@ -1,0 +1,141 @@
+import type { Knex } from 'knex'
+import type { PgBoss } from 'pg-boss'
+import type { Config } from './config.ts'
+import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
+import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
+import { migrateLatest } from './db/migrate.ts'
+import { createApp } from './http/app.ts'
+import { bossJobQueue, createBoss, startBoss } from './jobs/boss.ts'
+import type { Logger } from './lib/logger.ts'
+import { OutboxRepository } from './outbox/outbox.repository.ts'
+import { createFileDatastore } from './tus/datastore.ts'
+import { createTusHandler } from './tus/tus-server.ts'
+import { BatchRepository } from './uploads/batch.repository.ts'
+import { BatchService } from './uploads/batch.service.ts'
+import { createFinishUpload, type FinishUpload } from './uploads/finish-upload.ts'
+import { UploadRepository } from './uploads/upload.repository.ts'
+import { UploadService } from './uploads/upload.service.ts'
+
+export const EMBEDDED_DATABASE_NAME = 'tusbox'
+
+/** A started database: where it is, and how to stop it when tusbox started it. */
+export interface Database {
+  readonly connection: ConnectionSettings
+  readonly knex: Knex
+  close(): Promise<void>
+}
+
+export interface Container {
+  readonly database: Database
+  readonly boss: PgBoss
+  readonly app: ReturnType<typeof createApp>
+  readonly uploads: UploadService
+  readonly finishUpload: FinishUpload
+  /** Stops what start-up started, newest first; the HTTP server must already be closed. */
+  close(): Promise<void>
+}
+
+/** Starts PostgreSQL when tusbox owns it (no DATABASE_URL), connects, and migrates. */
+export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  if (config.database.kind === 'external') {
+    const knex = createKnex(config.database.url)
+    await migrateOrClose(knex)
+    return { connection: config.database.url, knex, close: () => knex.destroy() }
+  }
+  const embedded = await startEmbeddedPostgres({
+    dir: config.database.dir,
+    port: config.database.port,
+    database: EMBEDDED_DATABASE_NAME,
+    logger,
+  })
+  const knex = createKnex(embedded.connection)
+  try {
+    await migrateLatest(knex)
+  } catch (error) {
+    await knex.destroy()
+    await embedded.stop()
+    throw error
+  }
+  return {
+    connection: embedded.connection,
+    knex,
+    async close() {
+      await knex.destroy()
+      await embedded.stop()
+    },
+  }
+}
+
+async function migrateOrClose(knex: Knex): Promise<void> {
+  try {
+    await migrateLatest(knex)
+  } catch (error) {
+    await knex.destroy()
+    throw error
+  }
+}
+
+/** The one composition root: every module gets its dependencies here and nowhere else. */
+export async function buildContainer(
+  config: Config,
+  logger: Logger,
+  database: Database,
+): Promise<Container> {
+  const { knex } = database
+  const boss = createBoss(database.connection, logger)
+  await startBoss(boss)
+  const datastore = await createFileDatastore(config.storage.directory)
+  const uploadRepository = new UploadRepository(knex)
+  const batchRepository = new BatchRepository(knex)
+  const policy = {
+    maxSize: config.uploads.maxSize,
+    allowedTypes: config.uploads.allowedTypes,
+    storedTtlMs: config.uploads.storedTtlMs,
+  }
+  const finishUpload = createFinishUpload({
+    uploads: uploadRepository,
+    outbox: new OutboxRepository(knex),
+    jobs: bossJobQueue(boss),
+    storage: datastore.storage,
+    transactions: transactionRunner(knex),
+    policy,
+    publicUrl: config.http.publicUrl,
+    logger,
+  })
+  const uploads = new UploadService({
+    uploads: uploadRepository,
+    batches: batchRepository,
+    storage: datastore.storage,
+    finishUpload,
+    policy: { ...policy, expirationMs: config.uploads.expirationMs },
+    storageKeyPrefix: '',
+  })
+  const tus = createTusHandler({
+    datastore,
+    uploads,
+    finishUpload,
+    maxSize: config.uploads.maxSize,
+    publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
+    logger,
+  })
+  const app = createApp({
+    tus,
+    uploads,
+    batches: new BatchService(batchRepository, uploadRepository),
+    readiness: [
+      { name: 'database', check: async () => void (await knex.raw('SELECT 1')) },
+      { name: 'storage', check: () => datastore.storage.checkReady() },
+    ],
+    logger,
+  })
+  return {
+    database,
+    boss,
+    app,
+    uploads,
+    finishUpload,
+    async close() {
+      await boss.stop({ graceful: true, close: true })
+    },
+  }
+}

@@ -1,0 +1,38 @@
+import { Hono } from 'hono'
+import type { Logger } from '../lib/logger.ts'
+import type { TusHandler } from '../tus/tus-server.ts'
+import type { BatchService } from '../uploads/batch.service.ts'
+import type { UploadService } from '../uploads/upload.service.ts'
+import { handleError, jsonError } from './errors.ts'
+import { batchRoutes } from './routes/batches.ts'
+import { fileRoutes } from './routes/files.ts'
+import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
+
+export interface AppDeps {
+  readonly tus: TusHandler
+  readonly uploads: UploadService
+  readonly batches: BatchService
+  readonly readiness: readonly ReadinessCheck[]
+  readonly logger: Logger
+}
+
+/** The whole HTTP surface; it never listens, so tests and the server share it. */
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
+
+  // app.all: Hono routes HEAD through GET handlers, and tus needs its own HEAD. The body is
+  // handed to tus as a stream; no body-parsing middleware may run on these paths.
+  const tus = (c: { req: { raw: Request } }) => deps.tus(c.req.raw)
+  app.all('/files', tus)
+  app.all('/files/*', tus)
+
+  app.route('/api/files', fileRoutes(deps.uploads))
+  app.route('/api/batches', batchRoutes(deps.batches))
+  app.route('/', healthRoutes(deps.readiness))
+
+  app.notFound((c) =>
+    jsonError(c, 404, 'route_not_found', `No route for ${c.req.method} ${c.req.path}.`),
+  )
+  app.onError((error, c) => handleError(error, c, deps.logger))
+  return app
+}

@@ -1,0 +1,27 @@
+import type { Context } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { isAppError } from '../lib/errors.ts'
+import { STATUS_BY_KIND } from '../lib/http-status.ts'
+import type { Logger } from '../lib/logger.ts'
+import { RangeNotSatisfiableError } from '../uploads/upload.service.ts'
+
+export function jsonError(c: Context, status: ContentfulStatusCode, code: string, message: string) {
+  return c.json({ error: { code, message } }, status)
+}
+
+/** The JSON API's single mapping from errors to responses; internals never reach the client. */
+export function handleError(error: Error, c: Context, logger: Logger) {
+  if (error instanceof RangeNotSatisfiableError) {
+    c.header('Content-Range', `bytes */${error.size}`)
+  }
+  if (isAppError(error)) {
+    return jsonError(
+      c,
+      STATUS_BY_KIND[error.kind] as ContentfulStatusCode,
+      error.code,
+      error.message,
+    )
+  }
+  logger.error('request failed', { method: c.req.method, path: c.req.path, error })
+  return jsonError(c, 500, 'internal_error', 'Something went wrong; try again.')
+}

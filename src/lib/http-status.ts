@@ -1,0 +1,17 @@
+import type { ErrorKind } from './errors.ts'
+
+/** The one table both edges (the JSON API and the tus endpoint) use to turn a kind into a status. */
+export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
+  invalid: 400,
+  not_found: 404,
+  gone: 410,
+  conflict: 409,
+  too_large: 413,
+  unsupported_type: 415,
+  range_not_satisfiable: 416,
+  unavailable: 503,
+}
+
+export function errorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } })
+}

@@ -1,0 +1,96 @@
+import type { Knex } from 'knex'
+import { v7 as uuidv7 } from 'uuid'
+import { executor } from '../db/knex.ts'
+import type { Transaction } from '../db/transaction.ts'
+import {
+  defaultIdempotencyKey,
+  type EventEnvelope,
+  type EventPayloads,
+  type EventType,
+  type NewEvent,
+} from './events.ts'
+
+export type OutboxStatus = 'pending' | 'delivered' | 'dead'
+
+export interface OutboxEvent {
+  readonly envelope: EventEnvelope
+  readonly status: OutboxStatus
+  readonly attempts: number
+  readonly lastError: string | null
+  readonly deliveredAt: Date | null
+}
+
+interface OutboxRow {
+  id: string
+  aggregate_type: string
+  aggregate_id: string
+  event_type: EventType
+  payload: EventPayloads[EventType]
+  idempotency_key: string
+  status: OutboxStatus
+  attempts: number
+  last_error: string | null
+  created_at: Date
+  delivered_at: Date | null
+}
+
+/** Matched by name so that only this constraint, never another, means "already recorded". */
+const IDEMPOTENCY_CONSTRAINT = 'outbox_events_event_type_idempotency_key_unique'
+
+export class OutboxRepository {
+  readonly #db: Knex
+
+  constructor(db: Knex) {
+    this.#db = db
+  }
+
+  /**
+   * Records the event unless one with the same type and idempotency key exists.
+   * Returns the new event's id, or undefined when it was already recorded.
+   */
+  async recordOnce<T extends EventType>(
+    event: NewEvent<T>,
+    tx: Transaction,
+  ): Promise<string | undefined> {
+    const id = uuidv7()
+    const result = await executor(this.#db, tx).raw<{ rows: { id: string }[] }>(
+      `INSERT INTO outbox_events (id, aggregate_type, aggregate_id, event_type, payload, idempotency_key)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT ON CONSTRAINT ${IDEMPOTENCY_CONSTRAINT} DO NOTHING
+       RETURNING id`,
+      [
+        id,
+        event.aggregateType,
+        event.aggregateId,
+        event.type,
+        JSON.stringify(event.data),
+        event.idempotencyKey ?? defaultIdempotencyKey(event.aggregateType, event.aggregateId),
+      ],
+    )
+    return result.rows[0]?.id
+  }
+
+  async findByAggregate(aggregateType: string, aggregateId: string): Promise<OutboxEvent[]> {
+    const rows = await this.#db<OutboxRow>('outbox_events')
+      .where({ aggregate_type: aggregateType, aggregate_id: aggregateId })
+      .orderBy('created_at')
+    return rows.map(toOutboxEvent)
+  }
+}
+
+function toOutboxEvent(row: OutboxRow): OutboxEvent {
+  return {
+    envelope: {
+      id: row.id,
+      type: row.event_type,
+      occurredAt: row.created_at.toISOString(),
+      aggregate: { type: row.aggregate_type, id: row.aggregate_id },
+      idempotencyKey: row.idempotency_key,
+      data: row.payload,
+    },
+    status: row.status,
+    attempts: row.attempts,
+    lastError: row.last_error,
+    deliveredAt: row.delivered_at,
+  }
+}

@@ -1,0 +1,195 @@
+import type { TransactionRunner } from '../db/transaction.ts'
+import type { JobQueue } from '../jobs/boss.ts'
+import { AppError, type ErrorKind } from '../lib/errors.ts'
+import type { Logger } from '../lib/logger.ts'
+import type { OutboxRepository } from '../outbox/outbox.repository.ts'
+import { detectContentType, isAllowedType, SNIFF_BYTES } from './content-type.ts'
+import type { UploadFile, UploadStorage } from './types.ts'
+import type { UploadRepository } from './upload.repository.ts'
+
+export interface UploadPolicy {
+  readonly maxSize: number
+  readonly allowedTypes: readonly string[]
+  readonly storedTtlMs: number | null
+}
+
+export interface FinishUploadDeps {
+  readonly uploads: UploadRepository
+  readonly outbox: OutboxRepository
+  readonly jobs: JobQueue
+  readonly storage: UploadStorage
+  readonly transactions: TransactionRunner
+  readonly policy: UploadPolicy
+  /** Base of the stable API URL put into events. */
+  readonly publicUrl: string
+  readonly logger: Logger
+}
+
+/**
+ * Turns an upload whose bytes are complete into a STORED file with one `file.stored` event and
+ * one delivery job, or into a FAILED file with no event. Idempotent: callers may race (the final
+ * PATCH, a HEAD from a resuming client, the repair job) and still produce one row, one event,
+ * one job. Resolves with the row as it ends up.
+ */
+export type FinishUpload = (id: string) => Promise<UploadFile>
+
+interface Rejection {
+  readonly code: string
+  readonly message: string
+  readonly detectedType: string | null
+}
+
+const REJECTION_KINDS: Readonly<Record<string, ErrorKind>> = {
+  file_too_large: 'too_large',
+  unsupported_file_type: 'unsupported_type',
+  empty_file: 'invalid',
+}
+
+export function createFinishUpload(deps: FinishUploadDeps): FinishUpload {
+  // One finish per upload per process at a time; across processes the row lock decides.
+  const running = new Map<string, Promise<UploadFile>>()
+  return (id) => {
+    const existing = running.get(id)
+    if (existing) return existing
+    const finishing = finish(deps, id).finally(() => running.delete(id))
+    running.set(id, finishing)
+    return finishing
+  }
+}
+
+/** The error a client sees for a FAILED upload: the reason it was rejected. */
+export function failureError(file: UploadFile): AppError {
+  const kind = REJECTION_KINDS[file.errorCode ?? ''] ?? 'invalid'
+  return new AppError(
+    kind,
+    file.errorCode ?? 'upload_failed',
+    file.errorMessage ?? 'The upload failed.',
+  )
+}
+
+async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
+  const file = await deps.uploads.findById(id)
+  if (!file) throw new AppError('not_found', 'upload_not_found', `No upload with id ${id}.`)
+  if (file.status !== 'UPLOADING') return file
+
+  const progress = await deps.storage.progress(file.storageKey)
+  if (!progress || progress.size === undefined || progress.offset < progress.size) {
+    throw new AppError(
+      'conflict',
+      'upload_incomplete',
+      `Upload ${id} has not received all its bytes.`,
+    )
+  }
+  try {
+    const verdict = await inspect(deps, file, progress.size)
+    if ('rejection' in verdict)
+      return await markFailed(deps, file, progress.size, verdict.rejection)
+    const sha256 = await deps.storage.sha256(file.storageKey)
+    return await markStored(deps, file, {
+      size: progress.size,
+      sha256,
+      detectedType: verdict.detectedType,
+    })
+  } catch (error) {
+    // A concurrent finisher may have failed the upload and removed its bytes under us.
+    const current = await deps.uploads.findById(id)
+    if (current && current.status !== 'UPLOADING') return current
+    throw error
+  }
+}
+
+type Verdict = { readonly rejection: Rejection } | { readonly detectedType: string }
+
+/** Size first, then the type sniffed from the first bytes; hashing waits for a valid file. */
+async function inspect(deps: FinishUploadDeps, file: UploadFile, size: number): Promise<Verdict> {
+  if (size > deps.policy.maxSize) {
+    const message = `The file is ${size} bytes; the limit is ${deps.policy.maxSize} bytes.`
+    return { rejection: { code: 'file_too_large', message, detectedType: null } }
+  }
+  if (size === 0) {
+    return { rejection: { code: 'empty_file', message: 'The file is empty.', detectedType: null } }
+  }
+  const head = await deps.storage.readHead(file.storageKey, SNIFF_BYTES)
+  const detectedType = await detectContentType(head, file.declaredType)
+  if (isAllowedType(detectedType, deps.policy.allowedTypes)) return { detectedType }
+  const claimed = file.declaredType ? ` (declared as ${file.declaredType})` : ''
+  const message = `The file's content is ${detectedType}${claimed}, which is not an allowed type. Allowed: ${deps.policy.allowedTypes.join(', ')}.`
+  return { rejection: { code: 'unsupported_file_type', message, detectedType } }
+}
+
+async function markStored(
+  deps: FinishUploadDeps,
+  file: UploadFile,
+  facts: { size: number; sha256: string; detectedType: string },
+): Promise<UploadFile> {
+  const { storedTtlMs } = deps.policy
+  return deps.transactions.inTransaction(async (tx) => {
+    const locked = await deps.uploads.lockById(file.id, tx)
+    if (locked?.status !== 'UPLOADING') return locked ?? file
+    const stored = await deps.uploads.markStored(
+      file.id,
+      { ...facts, expiresAt: storedTtlMs === null ? null : new Date(Date.now() + storedTtlMs) },
+      tx,
+    )
+    const eventId = await deps.outbox.recordOnce(
+      {
+        aggregateType: 'UploadFile',
+        aggregateId: file.id,
+        type: 'file.stored',
+        data: {
+          fileId: file.id,
+          batchId: file.batchId,
+          filename: file.filename,
+          contentType: facts.detectedType,
+          size: facts.size,
+          sha256: facts.sha256,
+          storageKey: file.storageKey,
+          url: `${deps.publicUrl}/api/files/${file.id}/content`,
+        },
+      },
+      tx,
+    )
+    if (eventId) await deps.jobs.enqueue('outbox.deliver', { eventId }, tx)
+    return stored
+  })
+}
+
+async function markFailed(
+  deps: FinishUploadDeps,
+  file: UploadFile,
+  size: number,
+  rejection: Rejection,
+): Promise<UploadFile> {
+  const outcome = await deps.transactions.inTransaction(async (tx) => {
+    const locked = await deps.uploads.lockById(file.id, tx)
+    if (locked?.status !== 'UPLOADING') return { file: locked ?? file, failedNow: false }
+    const failed = await deps.uploads.markFailed(
+      file.id,
+      {
+        code: rejection.code,
+        message: rejection.message,
+        size,
+        detectedType: rejection.detectedType,
+      },
+      tx,
+    )
+    return { file: failed, failedNow: true }
+  })
+  if (outcome.failedNow) {
+    deps.logger.info('upload rejected', { uploadId: file.id, code: rejection.code })
+    await removeRejectedBytes(deps, file)
+  }
+  return outcome.file
+}
+
+/** The row already says FAILED; bytes that cannot be removed now are left for the purge job. */
+async function removeRejectedBytes(deps: FinishUploadDeps, file: UploadFile): Promise<void> {
+  try {
+    await deps.storage.remove(file.storageKey)
+  } catch (error) {
+    deps.logger.warn('could not remove the bytes of a rejected upload', {
+      uploadId: file.id,
+      error,
+    })
+  }
+}

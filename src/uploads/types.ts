@@ -1,0 +1,59 @@
+import type { Readable } from 'node:stream'
+
+export const UPLOAD_STATUSES = ['UPLOADING', 'STORED', 'FAILED', 'DELETED', 'EXPIRED'] as const
+export type UploadStatus = (typeof UPLOAD_STATUSES)[number]
+
+export interface UploadFile {
+  readonly id: string
+  readonly owner: string | null
+  readonly batchId: string | null
+  readonly status: UploadStatus
+  readonly filename: string | null
+  readonly declaredType: string | null
+  readonly detectedType: string | null
+  /** Upload-Length as declared by the client; null while the length is deferred. */
+  readonly declaredSize: number | null
+  /** Bytes actually stored, known once the upload is finished. */
+  readonly size: number | null
+  readonly sha256: string | null
+  readonly storageKey: string
+  readonly errorCode: string | null
+  readonly errorMessage: string | null
+  readonly metadata: Readonly<Record<string, string | null>>
+  readonly createdAt: Date
+  readonly updatedAt: Date
+  readonly storedAt: Date | null
+  readonly deletedAt: Date | null
+  readonly expiresAt: Date | null
+}
+
+export interface UploadBatch {
+  readonly id: string
+  readonly owner: string | null
+  readonly createdAt: Date
+}
+
+export interface StoredProgress {
+  readonly offset: number
+  /** Undefined while the client defers the length. */
+  readonly size: number | undefined
+}
+
+export interface ByteRange {
+  readonly start: number
+  /** Inclusive, as in HTTP Range. */
+  readonly end: number
+}
+
+/** What the upload domain needs from a byte store; tus/datastore.ts implements it per backend. */
+export interface UploadStorage {
+  /** Undefined when the store has no such upload (never created, or removed). */
+  progress(key: string): Promise<StoredProgress | undefined>
+  readHead(key: string, bytes: number): Promise<Uint8Array>
+  sha256(key: string): Promise<string>
+  openRead(key: string, range?: ByteRange): Promise<Readable>
+  /** Removes the bytes and every companion object; succeeds when nothing is left to remove. */
+  remove(key: string): Promise<void>
+  /** Throws when the store cannot be reached or written. */
+  checkReady(): Promise<void>
+}

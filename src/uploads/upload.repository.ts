@@ -1,0 +1,199 @@
+import type { Knex } from 'knex'
+import { executor } from '../db/knex.ts'
+import type { Transaction } from '../db/transaction.ts'
+import type { UploadFile, UploadStatus } from './types.ts'
+
+interface UploadRow {
+  id: string
+  owner: string | null
+  batch_id: string | null
+  status: UploadStatus
+  filename: string | null
+  declared_type: string | null
+  detected_type: string | null
+  declared_size: string | null
+  size: string | null
+  sha256: string | null
+  storage_key: string
+  error_code: string | null
+  error_message: string | null
+  metadata: Record<string, string | null>
+  created_at: Date
+  updated_at: Date
+  stored_at: Date | null
+  deleted_at: Date | null
+  expires_at: Date | null
+}
+
+export interface NewUpload {
+  readonly id: string
+  readonly owner: string | null
+  readonly batchId: string | null
+  readonly filename: string | null
+  readonly declaredType: string | null
+  readonly declaredSize: number | null
+  readonly storageKey: string
+  readonly metadata: Record<string, string | null>
+  readonly expiresAt: Date
+}
+
+export interface StoredFacts {
+  readonly size: number
+  readonly sha256: string
+  readonly detectedType: string
+  readonly expiresAt: Date | null
+}
+
+export interface FailureFacts {
+  readonly code: string
+  readonly message: string
+  readonly size: number | null
+  readonly detectedType: string | null
+}
+
+export interface ListQuery {
+  readonly batchId?: string
+  readonly limit: number
+  /** Id of the last file of the previous page; uuidv7 ids sort by creation time. */
+  readonly after?: string
+}
+
+const TABLE = 'upload_files'
+
+export class UploadRepository {
+  readonly #db: Knex
+
+  constructor(db: Knex) {
+    this.#db = db
+  }
+
+  async insert(upload: NewUpload, tx?: Transaction): Promise<void> {
+    await executor(
+      this.#db,
+      tx,
+    )(TABLE).insert({
+      id: upload.id,
+      owner: upload.owner,
+      batch_id: upload.batchId,
+      status: 'UPLOADING',
+      filename: upload.filename,
+      declared_type: upload.declaredType,
+      declared_size: upload.declaredSize,
+      storage_key: upload.storageKey,
+      metadata: upload.metadata,
+      expires_at: upload.expiresAt,
+    })
+  }
+
+  async findById(id: string, tx?: Transaction): Promise<UploadFile | undefined> {
+    const row = await executor(this.#db, tx)<UploadRow>(TABLE).where({ id }).first()
+    return row && toUploadFile(row)
+  }
+
+  /** Reads the row and holds its lock until the transaction ends, so finishers take turns. */
+  async lockById(id: string, tx: Transaction): Promise<UploadFile | undefined> {
+    const row = await executor(this.#db, tx)<UploadRow>(TABLE).where({ id }).forUpdate().first()
+    return row && toUploadFile(row)
+  }
+
+  async markStored(id: string, facts: StoredFacts, tx: Transaction): Promise<UploadFile> {
+    return this.#update(
+      id,
+      {
+        status: 'STORED',
+        size: facts.size,
+        sha256: facts.sha256,
+        detected_type: facts.detectedType,
+        stored_at: this.#db.fn.now(),
+        expires_at: facts.expiresAt,
+      },
+      tx,
+    )
+  }
+
+  async markFailed(id: string, facts: FailureFacts, tx: Transaction): Promise<UploadFile> {
+    return this.#update(
+      id,
+      {
+        status: 'FAILED',
+        error_code: facts.code,
+        error_message: facts.message,
+        size: facts.size,
+        detected_type: facts.detectedType,
+        expires_at: null,
+      },
+      tx,
+    )
+  }
+
+  async markDeleted(id: string, tx?: Transaction): Promise<UploadFile> {
+    return this.#update(
+      id,
+      { status: 'DELETED', deleted_at: this.#db.fn.now(), expires_at: null },
+      tx,
+    )
+  }
+
+  /** Pushes an unfinished upload's expiry forward; a no-op once the upload has left UPLOADING. */
+  async extendExpiry(id: string, expiresAt: Date): Promise<void> {
+    await this.#db(TABLE)
+      .where({ id, status: 'UPLOADING' })
+      .update({ expires_at: expiresAt, updated_at: this.#db.fn.now() })
+  }
+
+  async list(query: ListQuery): Promise<UploadFile[]> {
+    const rows = await this.#db<UploadRow>(TABLE)
+      .modify((builder) => {
+        if (query.batchId) builder.where({ batch_id: query.batchId })
+        if (query.after) builder.where('id', '>', query.after)
+      })
+      .orderBy('id')
+      .limit(query.limit)
+    return rows.map(toUploadFile)
+  }
+
+  async #update(
+    id: string,
+    changes: Record<string, unknown>,
+    tx?: Transaction,
+  ): Promise<UploadFile> {
+    const [row] = await executor(
+      this.#db,
+      tx,
+    )<UploadRow>(TABLE)
+      .where({ id })
+      .update({ ...changes, updated_at: this.#db.fn.now() })
+      .returning('*')
+    if (!row) throw new Error(`upload_files row ${id} vanished during an update`)
+    return toUploadFile(row)
+  }
+}
+
+function toUploadFile(row: UploadRow): UploadFile {
+  return {
+    id: row.id,
+    owner: row.owner,
+    batchId: row.batch_id,
+    status: row.status,
+    filename: row.filename,
+    declaredType: row.declared_type,
+    detectedType: row.detected_type,
+    declaredSize: toNumber(row.declared_size),
+    size: toNumber(row.size),
+    sha256: row.sha256,
+    storageKey: row.storage_key,
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    storedAt: row.stored_at,
+    deletedAt: row.deleted_at,
+    expiresAt: row.expires_at,
+  }
+}
+
+/** node-postgres returns bigint as text; sizes stay far below 2^53. */
+function toNumber(value: string | null): number | null {
+  return value === null ? null : Number(value)
+}

@@ -1,0 +1,222 @@
+import type { Readable } from 'node:stream'
+import { AppError } from '../lib/errors.ts'
+import type { BatchRepository } from './batch.repository.ts'
+import { isAllowedType } from './content-type.ts'
+import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
+import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
+import type { ByteRange, UploadFile, UploadStorage } from './types.ts'
+import type { UploadRepository } from './upload.repository.ts'
+import { readUploadFields } from './upload-metadata.ts'
+
+export interface UploadServiceDeps {
+  readonly uploads: UploadRepository
+  readonly batches: BatchRepository
+  readonly storage: UploadStorage
+  readonly finishUpload: FinishUpload
+  readonly policy: UploadPolicy & { readonly expirationMs: number }
+  readonly storageKeyPrefix: string
+  readonly now?: () => number
+}
+
+export interface NewUploadRequest {
+  readonly storageKey: string
+  /** Undefined when the client defers the length. */
+  readonly size: number | undefined
+  readonly metadata: Readonly<Record<string, string | null>> | undefined
+  readonly owner: string | null
+}
+
+/** The three things a tus client can do to an existing upload. */
+export type UploadAction = 'resume-check' | 'append' | 'terminate'
+
+export interface FileContent {
+  readonly file: UploadFile
+  readonly stream: Readable
+  readonly range: ByteRange | undefined
+}
+
+/** Expiry moves forward at most once a minute per upload: no database write per chunk. */
+const EXPIRY_EXTENSION_STEP_MS = 60_000
+
+export class UploadService {
+  readonly #deps: UploadServiceDeps
+  readonly #now: () => number
+
+  constructor(deps: UploadServiceDeps) {
+    this.#deps = deps
+    this.#now = deps.now ?? Date.now
+  }
+
+  storageKeyOf(id: string): string {
+    return storageKeyFor(id, this.#deps.storageKeyPrefix)
+  }
+
+  /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
+  async register(request: NewUploadRequest): Promise<UploadFile> {
+    const id = idOf(request.storageKey)
+    const fields = readUploadFields(request.metadata)
+    const { allowedTypes } = this.#deps.policy
+    if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
+      throw new AppError(
+        'unsupported_type',
+        'unsupported_file_type',
+        `Files of type ${fields.declaredType} are not accepted. Allowed: ${allowedTypes.join(', ')}.`,
+      )
+    }
+    if (request.size === 0) {
+      throw new AppError('invalid', 'empty_file', 'The file is empty.')
+    }
+    if (fields.batchId && !(await this.#deps.batches.findById(fields.batchId))) {
+      throw new AppError('invalid', 'unknown_batch', `No batch with id ${fields.batchId}.`)
+    }
+    await this.#deps.uploads.insert({
+      id,
+      owner: request.owner,
+      batchId: fields.batchId,
+      filename: fields.filename,
+      declaredType: fields.declaredType,
+      declaredSize: request.size ?? null,
+      storageKey: request.storageKey,
+      metadata: { ...request.metadata },
+      expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
+    })
+    const created = await this.#deps.uploads.findById(id)
+    if (!created) throw new Error(`upload ${id} was inserted but cannot be read back`)
+    return created
+  }
+
+  /**
+   * Decides whether a tus request may touch an upload, before the store sees it. A resume check
+   * (HEAD) on an upload whose bytes are complete but whose row never left UPLOADING finishes it
+   * first: @tus/server runs onUploadFinish once, after releasing the lock, and never retries it.
+   */
+  async admit(storageKey: string, action: UploadAction): Promise<UploadFile> {
+    const file = await this.#existing(idOf(storageKey))
+    switch (file.status) {
+      case 'DELETED':
+      case 'EXPIRED':
+        throw new AppError(
+          'gone',
+          'upload_gone',
+          `Upload ${file.id} was ${file.status.toLowerCase()}.`,
+        )
+      case 'FAILED':
+        throw goneBecauseFailed(file)
+      case 'STORED':
+        if (action === 'append') {
+          throw new AppError(
+            'conflict',
+            'upload_already_stored',
+            `Upload ${file.id} is complete and stored.`,
+          )
+        }
+        return file
+      case 'UPLOADING':
+        return this.#admitUnfinished(file, action)
+    }
+  }
+
+  async #admitUnfinished(file: UploadFile, action: UploadAction): Promise<UploadFile> {
+    if (file.expiresAt && file.expiresAt.getTime() <= this.#now()) {
+      throw new AppError('gone', 'upload_expired', `Upload ${file.id} expired after sitting idle.`)
+    }
+    if (action === 'resume-check') {
+      const finished = await this.#finishIfComplete(file)
+      if (finished.status === 'FAILED') throw goneBecauseFailed(finished)
+      return finished
+    }
+    if (action === 'append') return this.#extendExpiry(file)
+    return file
+  }
+
+  async #finishIfComplete(file: UploadFile): Promise<UploadFile> {
+    const progress = await this.#deps.storage.progress(file.storageKey)
+    if (!progress || progress.size === undefined || progress.offset < progress.size) return file
+    return this.#deps.finishUpload(file.id)
+  }
+
+  async #extendExpiry(file: UploadFile): Promise<UploadFile> {
+    const { expirationMs } = this.#deps.policy
+    const expiresAt = new Date(this.#now() + expirationMs)
+    const step = Math.min(EXPIRY_EXTENSION_STEP_MS, expirationMs / 10)
+    if (file.expiresAt && expiresAt.getTime() - file.expiresAt.getTime() < step) return file
+    await this.#deps.uploads.extendExpiry(file.id, expiresAt)
+    return { ...file, expiresAt }
+  }
+
+  /** Called after tus removed the bytes of a terminated upload. */
+  async markTerminated(storageKey: string): Promise<void> {
+    await this.#deps.uploads.markDeleted(idOf(storageKey))
+  }
+
+  async get(id: string): Promise<UploadFile> {
+    return this.#existing(id)
+  }
+
+  async list(query: { batchId?: string; limit: number; after?: string }): Promise<UploadFile[]> {
+    return this.#deps.uploads.list(query)
+  }
+
+  /** Removes the bytes, then marks the row DELETED; deleting twice answers 410 the second time. */
+  async delete(id: string): Promise<UploadFile> {
+    const file = await this.#existing(id)
+    if (file.status === 'DELETED' || file.status === 'EXPIRED') {
+      throw new AppError(
+        'gone',
+        'file_gone',
+        `File ${id} was already ${file.status.toLowerCase()}.`,
+      )
+    }
+    await this.#deps.storage.remove(file.storageKey)
+    return this.#deps.uploads.markDeleted(id)
+  }
+
+  async openContent(id: string, requestRange?: RangeRequest): Promise<FileContent> {
+    const file = await this.#existing(id)
+    if (file.status !== 'STORED' || file.size === null) {
+      throw new AppError('conflict', 'file_not_stored', `File ${id} is ${file.status}, not STORED.`)
+    }
+    const range = requestRange && resolveRange(requestRange, file.size)
+    const stream = await this.#deps.storage.openRead(file.storageKey, range)
+    return { file, stream, range }
+  }
+
+  async #existing(id: string): Promise<UploadFile> {
+    const file = await this.#deps.uploads.findById(id)
+    if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
+    return file
+  }
+}
+
+/** A parsed `bytes=` range: start/end, or a suffix length for `bytes=-N`. */
+export type RangeRequest =
+  | { readonly start: number; readonly end: number | undefined }
+  | { readonly suffixLength: number }
+
+function resolveRange(request: RangeRequest, size: number): ByteRange {
+  const range =
+    'suffixLength' in request
+      ? { start: Math.max(0, size - request.suffixLength), end: size - 1 }
+      : { start: request.start, end: Math.min(request.end ?? size - 1, size - 1) }
+  if (range.start >= size || range.end < range.start) throw new RangeNotSatisfiableError(size)
+  return range
+}
+
+export class RangeNotSatisfiableError extends AppError {
+  readonly size: number
+  constructor(size: number) {
+    super('range_not_satisfiable', 'range_not_satisfiable', `The file has ${size} bytes.`)
+    this.size = size
+  }
+}
+
+function goneBecauseFailed(file: UploadFile): AppError {
+  const reason = failureError(file)
+  return new AppError('gone', reason.code, `Upload ${file.id} failed: ${reason.message}`)
+}
+
+function idOf(storageKey: string): string {
+  const id = uploadIdFromStorageKey(storageKey)
+  if (!id) throw new AppError('not_found', 'upload_not_found', 'No such upload.')
+  return id
+}
