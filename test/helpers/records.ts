@@ -1,0 +1,27 @@
+import type { Knex } from 'knex'
+
+/** What the database holds for one upload: its row, its events, its delivery jobs. */
+export async function recordsFor(knex: Knex, fileId: string) {
+  const file = await knex('upload_files').where({ id: fileId }).first()
+  const events = await knex('outbox_events').where({
+    aggregate_type: 'UploadFile',
+    aggregate_id: fileId,
+  })
+  const eventIds = events.map((event: { id: string }) => event.id)
+  const jobs = await knex('pgboss.job')
+    .where({ name: 'outbox.deliver' })
+    .whereRaw("data->>'eventId' = ANY(?)", [eventIds])
+  return { file, events, jobs }
+}
+
+export async function countRows(knex: Knex, table: string): Promise<number> {
+  const [row] = await knex(table).count<{ count: string }[]>({ count: '*' })
+  return Number(row?.count ?? 0)
+}
+
+export async function countDeliveryJobs(knex: Knex): Promise<number> {
+  const [row] = await knex('pgboss.job')
+    .where({ name: 'outbox.deliver' })
+    .count<{ count: string }[]>({ count: '*' })
+  return Number(row?.count ?? 0)
+}
