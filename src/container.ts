@@ -8,7 +8,7 @@ import { createApp } from './http/app.ts'
 import { bossJobQueue, createBoss, startBoss } from './jobs/boss.ts'
 import type { Logger } from './lib/logger.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
-import { createFileDatastore } from './tus/datastore.ts'
+import { createFileDatastore, type Datastore } from './tus/datastore.ts'
 import { createTusHandler } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
@@ -29,6 +29,7 @@ export interface Container {
   readonly database: Database
   readonly boss: PgBoss
   readonly app: ReturnType<typeof createApp>
+  readonly datastore: Datastore
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   /** Stops what start-up started, newest first; the HTTP server must already be closed. */
@@ -132,6 +133,7 @@ export async function buildContainer(
     database,
     boss,
     app,
+    datastore,
     uploads,
     finishUpload,
     async close() {

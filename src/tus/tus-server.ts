@@ -77,7 +77,14 @@ function refuseEarly(request: Request): Response | undefined {
     })
   }
   const version = headers.get('tus-resumable')
-  if (method !== 'OPTIONS' && version !== null && version !== TUS_RESUMABLE) {
+  if (method !== 'OPTIONS' && version === null) {
+    return jsonError(
+      412,
+      'tus_resumable_required',
+      'Send Tus-Resumable: 1.0.0 with every tus request.',
+    )
+  }
+  if (method !== 'OPTIONS' && version !== TUS_RESUMABLE) {
     return jsonError(412, 'unsupported_tus_version', `Tus-Resumable ${version} is not supported.`)
   }
   if (method === 'PATCH' && headers.get('content-type') !== 'application/offset+octet-stream') {
@@ -123,8 +130,6 @@ async function asJsonError(response: Response): Promise<Response> {
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))
-  // The tus spec wants Tus-Version on every 412.
-  if (response.status === 412) headers.set('Tus-Version', TUS_RESUMABLE)
   return new Response(body, { status: response.status, headers })
 }
 

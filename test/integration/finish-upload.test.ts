@@ -1,0 +1,171 @@
+import { Readable } from 'node:stream'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { transactionRunner } from '../../src/db/knex.ts'
+import { bossJobQueue } from '../../src/jobs/boss.ts'
+import { createLogger } from '../../src/lib/logger.ts'
+import { OutboxRepository } from '../../src/outbox/outbox.repository.ts'
+import { createFinishUpload, type FinishUpload } from '../../src/uploads/finish-upload.ts'
+import { UploadRepository } from '../../src/uploads/upload.repository.ts'
+import { elfBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { recordsFor } from '../helpers/records.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { createUpload, TUS } from '../helpers/tus-requests.ts'
+
+describe('the finish step', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startTestServer()
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  /**
+   * An upload whose bytes all reached the store while its row stayed UPLOADING: what a server
+   * that died between the last byte and the finish transaction leaves behind.
+   */
+  async function uploadWithoutFinishing(bytes: Buffer): Promise<{ id: string; url: string }> {
+    const created = await createUpload(server.tusEndpoint, bytes.length, {
+      filename: 'f.png',
+      filetype: 'image/png',
+    })
+    const url = created.headers.get('location') ?? ''
+    const id = url.split('/').at(-1) ?? ''
+    const key = server.container.uploads.storageKeyOf(id)
+    await server.container.datastore.tusStore.write(Readable.from([bytes]), key, 0)
+    return { id, url }
+  }
+
+  /** A second finisher with its own in-process state, as another server instance would have. */
+  function finisherOfAnotherInstance(): FinishUpload {
+    const { knex, container, config } = server
+    return createFinishUpload({
+      uploads: new UploadRepository(knex),
+      outbox: new OutboxRepository(knex),
+      jobs: bossJobQueue(container.boss),
+      storage: container.datastore.storage,
+      transactions: transactionRunner(knex),
+      policy: { ...config.uploads },
+      publicUrl: config.http.publicUrl,
+      logger: createLogger('silent'),
+    })
+  }
+
+  it('is idempotent: a second call leaves one STORED row, one event and one job', async () => {
+    const bytes = pngBytes(50_000)
+    const { id } = await uploadWithoutFinishing(bytes)
+
+    const first = await server.container.finishUpload(id)
+    const second = await server.container.finishUpload(id)
+
+    expect(first.status).toBe('STORED')
+    expect(second).toEqual(first)
+    const { file, events, jobs } = await recordsFor(server.knex, id)
+    expect(file.sha256).toBe(sha256(bytes))
+    expect(events).toHaveLength(1)
+    expect(jobs).toHaveLength(1)
+  })
+
+  it('produces one event and one job when two instances finish the same upload at once', async () => {
+    const bytes = pngBytes(80_000)
+    const { id } = await uploadWithoutFinishing(bytes)
+
+    const results = await Promise.all([
+      server.container.finishUpload(id),
+      finisherOfAnotherInstance()(id),
+      finisherOfAnotherInstance()(id),
+    ])
+
+    expect(results.map((file) => file.status)).toEqual(['STORED', 'STORED', 'STORED'])
+    const { events, jobs } = await recordsFor(server.knex, id)
+    expect(events).toHaveLength(1)
+    expect(jobs).toHaveLength(1)
+  })
+
+  it('leaves the row UPLOADING and enqueues no job when the event insert fails', async () => {
+    const bytes = pngBytes(20_000)
+    const { id } = await uploadWithoutFinishing(bytes)
+    await server.knex.raw(`
+      CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+      CREATE TRIGGER refuse_events BEFORE INSERT ON outbox_events
+        FOR EACH ROW EXECUTE FUNCTION refuse_insert();
+    `)
+    try {
+      await expect(finisherOfAnotherInstance()(id)).rejects.toThrow(/refused by test/)
+      const { file, events, jobs } = await recordsFor(server.knex, id)
+      expect(file.status).toBe('UPLOADING')
+      expect(file.sha256).toBeNull()
+      expect(events).toHaveLength(0)
+      expect(jobs).toHaveLength(0)
+    } finally {
+      await server.knex.raw(
+        'DROP TRIGGER refuse_events ON outbox_events; DROP FUNCTION refuse_insert()',
+      )
+    }
+
+    expect((await server.container.finishUpload(id)).status).toBe('STORED')
+    const after = await recordsFor(server.knex, id)
+    expect(after.events).toHaveLength(1)
+    expect(after.jobs).toHaveLength(1)
+  })
+
+  it('leaves the row UPLOADING and records no event when the job cannot be enqueued', async () => {
+    const bytes = pngBytes(20_000)
+    const { id } = await uploadWithoutFinishing(bytes)
+    await server.knex.raw(`
+      CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'job refused by test'; END $$;
+      CREATE TRIGGER refuse_jobs BEFORE INSERT ON pgboss.job
+        FOR EACH ROW EXECUTE FUNCTION refuse_job();
+    `)
+    try {
+      await expect(finisherOfAnotherInstance()(id)).rejects.toThrow(/job refused by test/)
+      const { file, events } = await recordsFor(server.knex, id)
+      expect(file.status).toBe('UPLOADING')
+      expect(events).toHaveLength(0)
+    } finally {
+      await server.knex.raw('DROP TRIGGER refuse_jobs ON pgboss.job; DROP FUNCTION refuse_job()')
+    }
+  })
+
+  it('is run by a HEAD from a resuming client when the bytes are complete but the row is not', async () => {
+    const bytes = pngBytes(30_000)
+    const { id, url } = await uploadWithoutFinishing(bytes)
+
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+
+    expect(head.status).toBe(200)
+    expect(head.headers.get('upload-offset')).toBe(String(bytes.length))
+    const { file, events, jobs } = await recordsFor(server.knex, id)
+    expect(file.status).toBe('STORED')
+    expect(file.sha256).toBe(sha256(bytes))
+    expect(events).toHaveLength(1)
+    expect(jobs).toHaveLength(1)
+  })
+
+  it('answers that HEAD with 410 and the reason when the finished bytes are not allowed', async () => {
+    const { id, url } = await uploadWithoutFinishing(elfBytes(30_000))
+
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+
+    expect(head.status).toBe(410)
+    const { file, events } = await recordsFor(server.knex, id)
+    expect(file.status).toBe('FAILED')
+    expect(file.error_code).toBe('unsupported_file_type')
+    expect(events).toHaveLength(0)
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+  })
+
+  it('refuses to finish an upload whose bytes are not all there', async () => {
+    const created = await createUpload(server.tusEndpoint, 1000, { filename: 'f.png' })
+    const id = (created.headers.get('location') ?? '').split('/').at(-1) ?? ''
+
+    await expect(server.container.finishUpload(id)).rejects.toMatchObject({
+      code: 'upload_incomplete',
+    })
+    expect((await recordsFor(server.knex, id)).file.status).toBe('UPLOADING')
+  })
+})

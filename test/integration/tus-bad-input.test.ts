@@ -1,0 +1,212 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { elfBytes, pngBytes } from '../helpers/fixtures.ts'
+import { countRows } from '../helpers/records.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { createUpload, encodeMetadata, errorOf, patchUpload, TUS } from '../helpers/tus-requests.ts'
+
+const MAX_SIZE = 1024 * 1024
+const png = { filename: 'a.png', filetype: 'image/png' }
+
+describe('tus requests with bad input', () => {
+  let server: TestServer
+  let rowsBefore: number
+  let filesBefore: string[]
+
+  beforeAll(async () => {
+    server = await startTestServer({ FILE_UPLOAD_MAX_SIZE: String(MAX_SIZE) })
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  beforeEach(async () => {
+    rowsBefore = await countRows(server.knex, 'upload_files')
+    filesBefore = await server.storedFiles()
+  })
+
+  async function expectNothingLeftBehind() {
+    expect(await countRows(server.knex, 'upload_files')).toBe(rowsBefore)
+    expect(await server.storedFiles()).toEqual(filesBefore)
+  }
+
+  async function newUpload(length: number): Promise<string> {
+    const response = await createUpload(server.tusEndpoint, length, png)
+    expect(response.status).toBe(201)
+    return response.headers.get('location') ?? ''
+  }
+
+  it('answers 412 with Tus-Version when Tus-Resumable is missing', async () => {
+    const response = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { 'Upload-Length': '10' },
+    })
+    expect(response.status).toBe(412)
+    expect(response.headers.get('tus-version')).toBe('1.0.0')
+    expect((await errorOf(response)).code).toBe('tus_resumable_required')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 412 when Tus-Resumable names an unsupported version', async () => {
+    const response = await createUpload(server.tusEndpoint, 10, png, { 'Tus-Resumable': '0.2.2' })
+    expect(response.status).toBe(412)
+    expect(response.headers.get('tus-version')).toBe('1.0.0')
+    expect((await errorOf(response)).code).toBe('unsupported_tus_version')
+    await expectNothingLeftBehind()
+  })
+
+  it.each(['-1', 'abc', '1.5', '99999999999999999999'])(
+    'answers 400 when Upload-Length is %s',
+    async (length) => {
+      const response = await createUpload(server.tusEndpoint, length, png)
+      expect(response.status).toBe(400)
+      expect((await errorOf(response)).code).toBe('invalid_header')
+      await expectNothingLeftBehind()
+    },
+  )
+
+  it('answers 413 when Upload-Length is over FILE_UPLOAD_MAX_SIZE', async () => {
+    const response = await createUpload(server.tusEndpoint, MAX_SIZE + 1, png)
+    expect(response.status).toBe(413)
+    expect((await errorOf(response)).code).toBe('max_size_exceeded')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 400 when Upload-Metadata is not valid base64 pairs', async () => {
+    const response = await createUpload(server.tusEndpoint, 10, 'filename not*base64!')
+    expect(response.status).toBe(400)
+    expect((await errorOf(response)).code).toBe('invalid_header')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 400 when Upload-Metadata is over 4096 bytes', async () => {
+    const response = await createUpload(server.tusEndpoint, 10, { ...png, note: 'x'.repeat(4000) })
+    expect(response.status).toBe(400)
+    expect((await errorOf(response)).code).toBe('metadata_too_large')
+    await expectNothingLeftBehind()
+  })
+
+  it.each([
+    ['a path that climbs out', '../../etc/passwd.png'],
+    ['a NUL byte', 'a\u0000.png'],
+    ['only dots', '...'],
+    ['a control character', 'a\u0007b.png'],
+  ])('answers 400 for a filename with %s', async (_case, filename) => {
+    const response = await createUpload(server.tusEndpoint, 10, { filename, filetype: 'image/png' })
+    expect(response.status).toBe(400)
+    expect((await errorOf(response)).code).toBe('invalid_filename')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 415 when the declared type is not allowed', async () => {
+    const response = await createUpload(server.tusEndpoint, 10, {
+      filename: 'run.exe',
+      filetype: 'application/x-msdownload',
+    })
+    expect(response.status).toBe(415)
+    expect((await errorOf(response)).code).toBe('unsupported_file_type')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 400 for an unknown batchId and for one that is not an id', async () => {
+    const unknown = await createUpload(server.tusEndpoint, 10, {
+      ...png,
+      batchId: '01a22063-b7db-76c5-ade9-046081fece3e',
+    })
+    expect(unknown.status).toBe(400)
+    expect((await errorOf(unknown)).code).toBe('unknown_batch')
+    const malformed = await createUpload(server.tusEndpoint, 10, { ...png, batchId: 'nope' })
+    expect(malformed.status).toBe(400)
+    expect((await errorOf(malformed)).code).toBe('invalid_batch_id')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 400 for an empty upload', async () => {
+    const response = await createUpload(server.tusEndpoint, 0, png)
+    expect(response.status).toBe(400)
+    expect((await errorOf(response)).code).toBe('empty_file')
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 404 for an unknown upload id and for a path that is not an upload id', async () => {
+    for (const path of ['01a22063-b7db-76c5-ade9-046081fece3e', '..%2F..%2Fetc%2Fpasswd', 'a/b']) {
+      const head = await fetch(`${server.tusEndpoint}/${path}`, { method: 'HEAD', headers: TUS })
+      expect(head.status).toBe(404)
+      const patch = await patchUpload(`${server.tusEndpoint}/${path}`, 0, new Uint8Array(1))
+      expect(patch.status).toBe(404)
+      expect((await errorOf(patch)).code).toMatch(/not_found/)
+    }
+    await expectNothingLeftBehind()
+  })
+
+  it('answers 415 when a PATCH is not application/offset+octet-stream, and keeps the offset', async () => {
+    const url = await newUpload(100)
+    const response = await patchUpload(url, 0, pngBytes(100), { 'Content-Type': 'text/plain' })
+    expect(response.status).toBe(415)
+    expect((await errorOf(response)).code).toBe('unsupported_media_type')
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 409 when Upload-Offset does not match, and keeps the offset', async () => {
+    const url = await newUpload(100)
+    const bytes = pngBytes(100)
+    expect((await patchUpload(url, 0, bytes.subarray(0, 40))).status).toBe(204)
+    const response = await patchUpload(url, 10, bytes.subarray(10))
+    expect(response.status).toBe(409)
+    expect((await errorOf(response)).code).toBe('offset_mismatch')
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('40')
+  })
+
+  it('answers 413 to a body longer than Upload-Length and stores none of it', async () => {
+    const url = await newUpload(100)
+    const response = await patchUpload(url, 0, pngBytes(150))
+    expect(response.status).toBe(413)
+    expect((await errorOf(response)).code).toBe('size_exceeded')
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 409 to a PATCH after the upload was STORED', async () => {
+    const url = await newUpload(100)
+    expect((await patchUpload(url, 0, pngBytes(100))).status).toBe(204)
+    const response = await patchUpload(url, 100, new Uint8Array(0))
+    expect(response.status).toBe(409)
+    expect((await errorOf(response)).code).toBe('upload_already_stored')
+  })
+
+  it('answers 415 when the last PATCH reveals a disallowed type, then 410 to any later PATCH or HEAD', async () => {
+    const url = await newUpload(100)
+    const finalPatch = await patchUpload(url, 0, elfBytes(100))
+    expect(finalPatch.status).toBe(415)
+    expect((await errorOf(finalPatch)).code).toBe('unsupported_file_type')
+
+    const again = await patchUpload(url, 100, new Uint8Array(0))
+    expect(again.status).toBe(410)
+    expect((await errorOf(again)).code).toBe('unsupported_file_type')
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.status).toBe(410)
+    const id = url.split('/').at(-1)
+    expect((await server.storedFiles()).filter((name) => name.includes(id ?? '?'))).toEqual([])
+  })
+
+  it('answers 405 to GET on the tus endpoint: downloads live under /api', async () => {
+    const url = await newUpload(10)
+    const response = await fetch(url, { headers: TUS })
+    expect(response.status).toBe(405)
+    expect((await errorOf(response)).code).toBe('method_not_allowed')
+  })
+
+  it('answers every tus error with a JSON body naming a code', async () => {
+    const response = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Metadata': encodeMetadata(png) },
+    })
+    expect(response.status).toBe(400)
+    expect(await errorOf(response)).toEqual({
+      code: 'invalid_length',
+      message: 'Upload-Length or Upload-Defer-Length header required',
+    })
+  })
+})

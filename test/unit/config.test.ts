@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError, DEFAULT_ALLOWED_TYPES, loadConfig } from '../../src/config.ts'
+
+describe('loadConfig', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const config = loadConfig({})
+    expect(config).toEqual({
+      database: { kind: 'embedded', dir: './.data/postgres', port: 0 },
+      http: {
+        host: '127.0.0.1',
+        port: 1080,
+        publicUrl: 'http://127.0.0.1:1080',
+        publicUrlExplicit: false,
+      },
+      storage: { backend: 'file', directory: './.data/files' },
+      uploads: {
+        maxSize: 52_428_800,
+        allowedTypes: DEFAULT_ALLOWED_TYPES,
+        expirationMs: 24 * 3_600_000,
+        storedTtlMs: null,
+      },
+      logLevel: 'info',
+    })
+    expect(Object.isFrozen(config)).toBe(true)
+  })
+
+  it('uses DATABASE_URL, PUBLIC_URL without its trailing slash, durations and type lists', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db:5432/tusbox',
+      PUBLIC_URL: 'https://uploads.example.com/',
+      UPLOAD_EXPIRATION: '90s',
+      FILE_UPLOAD_TTL: '7d',
+      FILE_UPLOAD_ALLOWED_TYPES: ' image/* , Application/PDF ',
+      FILE_UPLOAD_MAX_SIZE: '1048576',
+    })
+    expect(config.database).toEqual({ kind: 'external', url: 'postgres://u:p@db:5432/tusbox' })
+    expect(config.http.publicUrl).toBe('https://uploads.example.com')
+    expect(config.http.publicUrlExplicit).toBe(true)
+    expect(config.uploads).toEqual({
+      maxSize: 1_048_576,
+      allowedTypes: ['image/*', 'application/pdf'],
+      expirationMs: 90_000,
+      storedTtlMs: 7 * 86_400_000,
+    })
+  })
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', PORT: '', FILE_UPLOAD_TTL: '' }).database.kind).toBe(
+      'embedded',
+    )
+  })
+
+  it('reports every bad variable in one error', () => {
+    let error: unknown
+    try {
+      loadConfig({
+        PORT: '70000',
+        FILE_UPLOAD_MAX_SIZE: '-5',
+        UPLOAD_EXPIRATION: '1 day',
+        FILE_UPLOAD_ALLOWED_TYPES: 'image/png,not a type',
+        STORAGE_BACKEND: 'ftp',
+        DATABASE_URL: 'mysql://x',
+        PUBLIC_URL: 'uploads.example.com',
+      })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    const problems = (error as ConfigError).problems
+    expect(problems.map((problem) => problem.split('=')[0])).toEqual(
+      expect.arrayContaining([
+        'PORT',
+        'FILE_UPLOAD_MAX_SIZE',
+        'UPLOAD_EXPIRATION',
+        'FILE_UPLOAD_ALLOWED_TYPES',
+        'STORAGE_BACKEND',
+        'DATABASE_URL',
+        'PUBLIC_URL',
+      ]),
+    )
+    expect(problems).toHaveLength(7)
+    expect((error as ConfigError).message).toContain(
+      'UPLOAD_EXPIRATION="1 day": "1 day" is not a duration',
+    )
+    expect((error as ConfigError).message).toContain('not understood: not a type')
+  })
+})

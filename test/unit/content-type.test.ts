@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import {
+  detectContentType,
+  isAllowedType,
+  normalizeMimeType,
+} from '../../src/uploads/content-type.ts'
+import { csvBytes, elfBytes, pngBytes } from '../helpers/fixtures.ts'
+
+const pdf = Buffer.from('%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n')
+const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01])
+
+describe('detectContentType', () => {
+  it.each([
+    ['a PNG', pngBytes(1000), null, 'image/png'],
+    ['a PNG declared as a PDF', pngBytes(1000), 'application/pdf', 'image/png'],
+    ['a PDF', pdf, null, 'application/pdf'],
+    ['a JPEG', jpeg, 'image/png', 'image/jpeg'],
+    ['an ELF executable declared as a PNG', elfBytes(1000), 'image/png', 'application/x-elf'],
+    ['CSV text declared as CSV', csvBytes(10), 'text/csv', 'text/csv'],
+    ['CSV text declared as nothing', csvBytes(10), null, 'text/plain'],
+    ['text declared as a PNG', csvBytes(10), 'image/png', 'text/plain'],
+    ['JSON declared as JSON', Buffer.from('{"a":1}'), 'application/json', 'application/json'],
+    ['bytes with NULs', Buffer.from([1, 2, 0, 4]), 'text/plain', 'application/octet-stream'],
+    [
+      'invalid UTF-8',
+      Buffer.from([0x61, 0xc3, 0x28, 0x62]),
+      'text/plain',
+      'application/octet-stream',
+    ],
+    ['nothing at all', Buffer.alloc(0), 'text/plain', 'application/octet-stream'],
+  ])('calls %s %s', async (_case, bytes, declared, expected) => {
+    expect(await detectContentType(bytes, declared)).toBe(expected)
+  })
+
+  it('accepts text whose sniffed head ends inside a multi-byte character', async () => {
+    const head = Buffer.from('é'.repeat(40_000)).subarray(0, 64 * 1024 - 1)
+    expect(head.length).toBe(64 * 1024 - 1)
+    const fullHead = Buffer.concat([Buffer.from('a'), head])
+    expect(await detectContentType(fullHead, 'text/plain')).toBe('text/plain')
+  })
+})
+
+describe('isAllowedType', () => {
+  const allowed = ['image/*', 'application/pdf']
+  it.each([
+    ['image/png', true],
+    ['image/heic', true],
+    ['application/pdf', true],
+    ['application/pdfx', false],
+    ['imagex/png', false],
+    ['text/plain', false],
+  ])('%s → %s', (type, expected) => {
+    expect(isAllowedType(type, allowed)).toBe(expected)
+  })
+
+  it('allows everything under */*', () => {
+    expect(isAllowedType('application/x-elf', ['*/*'])).toBe(true)
+  })
+})
+
+describe('normalizeMimeType', () => {
+  it('lowercases and drops parameters, and refuses what is not a type', () => {
+    expect(normalizeMimeType('Image/PNG; q=1')).toBe('image/png')
+    expect(normalizeMimeType('png')).toBeUndefined()
+    expect(normalizeMimeType('image/')).toBeUndefined()
+  })
+})
