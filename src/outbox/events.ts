@@ -26,15 +26,6 @@ export interface NewEvent<T extends EventType = EventType> {
   readonly idempotencyKey?: string
 }
 
-export interface EventEnvelope<T extends EventType = EventType> {
-  readonly id: string
-  readonly type: T
-  readonly occurredAt: string
-  readonly aggregate: { readonly type: string; readonly id: string }
-  readonly idempotencyKey: string
-  readonly data: EventPayloads[T]
-}
-
 export function defaultIdempotencyKey(aggregateType: string, aggregateId: string): string {
   return `${aggregateType}:${aggregateId}`
 }

@@ -2,37 +2,7 @@ import type { Knex } from 'knex'
 import { v7 as uuidv7 } from 'uuid'
 import { executor } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
-import {
-  defaultIdempotencyKey,
-  type EventEnvelope,
-  type EventPayloads,
-  type EventType,
-  type NewEvent,
-} from './events.ts'
-
-export type OutboxStatus = 'pending' | 'delivered' | 'dead'
-
-export interface OutboxEvent {
-  readonly envelope: EventEnvelope
-  readonly status: OutboxStatus
-  readonly attempts: number
-  readonly lastError: string | null
-  readonly deliveredAt: Date | null
-}
-
-interface OutboxRow {
-  id: string
-  aggregate_type: string
-  aggregate_id: string
-  event_type: EventType
-  payload: EventPayloads[EventType]
-  idempotency_key: string
-  status: OutboxStatus
-  attempts: number
-  last_error: string | null
-  created_at: Date
-  delivered_at: Date | null
-}
+import { defaultIdempotencyKey, type EventType, type NewEvent } from './events.ts'
 
 /** Matched by name so that only this constraint, never another, means "already recorded". */
 const IDEMPOTENCY_CONSTRAINT = 'outbox_events_event_type_idempotency_key_unique'
@@ -68,29 +38,5 @@ export class OutboxRepository {
       ],
     )
     return result.rows[0]?.id
-  }
-
-  async findByAggregate(aggregateType: string, aggregateId: string): Promise<OutboxEvent[]> {
-    const rows = await this.#db<OutboxRow>('outbox_events')
-      .where({ aggregate_type: aggregateType, aggregate_id: aggregateId })
-      .orderBy('created_at')
-    return rows.map(toOutboxEvent)
-  }
-}
-
-function toOutboxEvent(row: OutboxRow): OutboxEvent {
-  return {
-    envelope: {
-      id: row.id,
-      type: row.event_type,
-      occurredAt: row.created_at.toISOString(),
-      aggregate: { type: row.aggregate_type, id: row.aggregate_id },
-      idempotencyKey: row.idempotency_key,
-      data: row.payload,
-    },
-    status: row.status,
-    attempts: row.attempts,
-    lastError: row.last_error,
-    deliveredAt: row.delivered_at,
   }
 }

@@ -141,6 +141,13 @@ export class UploadRepository {
       .update({ expires_at: expiresAt, updated_at: this.#db.fn.now() })
   }
 
+  async countInBatch(batchId: string): Promise<number> {
+    const [row] = await this.#db(TABLE)
+      .where({ batch_id: batchId })
+      .count<{ count: string }[]>({ count: '*' })
+    return Number(row?.count ?? 0)
+  }
+
   async list(query: ListQuery): Promise<UploadFile[]> {
     const rows = await this.#db<UploadRow>(TABLE)
       .modify((builder) => {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import { AppError } from '../lib/errors.ts'
 import type { BatchRepository } from './batch.repository.ts'
+import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
 import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
@@ -66,9 +67,7 @@ export class UploadService {
     if (request.size === 0) {
       throw new AppError('invalid', 'empty_file', 'The file is empty.')
     }
-    if (fields.batchId && !(await this.#deps.batches.findById(fields.batchId))) {
-      throw new AppError('invalid', 'unknown_batch', `No batch with id ${fields.batchId}.`)
-    }
+    if (fields.batchId) await this.#checkBatchAccepts(fields.batchId)
     await this.#deps.uploads.insert({
       id,
       owner: request.owner,
@@ -83,6 +82,19 @@ export class UploadService {
     const created = await this.#deps.uploads.findById(id)
     if (!created) throw new Error(`upload ${id} was inserted but cannot be read back`)
     return created
+  }
+
+  async #checkBatchAccepts(batchId: string): Promise<void> {
+    if (!(await this.#deps.batches.findById(batchId))) {
+      throw new AppError('invalid', 'unknown_batch', `No batch with id ${batchId}.`)
+    }
+    if ((await this.#deps.uploads.countInBatch(batchId)) >= MAX_FILES_PER_BATCH) {
+      throw new AppError(
+        'conflict',
+        'batch_full',
+        `A batch holds at most ${MAX_FILES_PER_BATCH} files.`,
+      )
+    }
   }
 
   /**
@@ -117,13 +129,14 @@ export class UploadService {
   }
 
   async #admitUnfinished(file: UploadFile, action: UploadAction): Promise<UploadFile> {
-    if (file.expiresAt && file.expiresAt.getTime() <= this.#now()) {
-      throw new AppError('gone', 'upload_expired', `Upload ${file.id} expired after sitting idle.`)
-    }
+    // Complete bytes are finished even past the expiry: nothing is left to wait for.
     if (action === 'resume-check') {
       const finished = await this.#finishIfComplete(file)
       if (finished.status === 'FAILED') throw goneBecauseFailed(finished)
-      return finished
+      if (finished.status === 'STORED') return finished
+    }
+    if (file.expiresAt && file.expiresAt.getTime() <= this.#now()) {
+      throw new AppError('gone', 'upload_expired', `Upload ${file.id} expired after sitting idle.`)
     }
     if (action === 'append') return this.#extendExpiry(file)
     return file

@@ -1,3 +1,4 @@
+import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { elfBytes, pngBytes } from '../helpers/fixtures.ts'
 import { countRows } from '../helpers/records.ts'
@@ -119,6 +120,22 @@ describe('tus requests with bad input', () => {
     expect(malformed.status).toBe(400)
     expect((await errorOf(malformed)).code).toBe('invalid_batch_id')
     await expectNothingLeftBehind()
+  })
+
+  it('answers 409 batch_full when a batch already holds 1000 files', async () => {
+    const batch = (await (await fetch(`${server.url}/api/batches`, { method: 'POST' })).json()) as {
+      id: string
+    }
+    const rows = Array.from({ length: 1000 }, () => {
+      const id = uuidv7()
+      return { id, batch_id: batch.id, status: 'FAILED', storage_key: `test/${id}` }
+    })
+    await server.knex.batchInsert('upload_files', rows, 500)
+
+    const response = await createUpload(server.tusEndpoint, 10, { ...png, batchId: batch.id })
+    expect(response.status).toBe(409)
+    expect((await errorOf(response)).code).toBe('batch_full')
+    await server.knex('upload_files').where({ batch_id: batch.id }).delete()
   })
 
   it('answers 400 for an empty upload', async () => {
