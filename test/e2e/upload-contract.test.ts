@@ -3,12 +3,7 @@ import { elfBytes, MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { countRows, recordsFor } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import {
-  isDetailedError,
-  uploadThenTerminate,
-  uploadUntil,
-  uploadWithTus,
-} from '../helpers/tus-client.ts'
+import { isDetailedError, uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
 
 const pngMetadata = (filename: string) => ({ filename, filetype: 'image/png' })
 
@@ -106,7 +101,8 @@ describe.each(TEST_STORES)('uploads end to end with tus-js-client on the $name s
 
   it('terminates an upload: its bytes are removed and its row is DELETED with no event', async () => {
     const bytes = pngBytes(3 * MiB)
-    const { id } = await uploadThenTerminate(server.tusEndpoint, bytes, MiB, {
+    const { id } = await uploadUntil(server.tusEndpoint, bytes, MiB, {
+      terminate: true,
       chunkSize: MiB,
       metadata: pngMetadata('terminated.png'),
     })

@@ -25,47 +25,28 @@ export function uploadWithTus(
   })
 }
 
-/** Starts an upload and aborts it once at least `bytes` have been acknowledged by the server. */
+/**
+ * Starts an upload and stops it once at least `bytes` have been acknowledged by the server:
+ * aborted (resumable later), or terminated through tus (DELETE) when `terminate` is set.
+ */
 export function uploadUntil(
   endpoint: string,
   data: Buffer,
   bytes: number,
-  options: TusOptions = {},
+  options: TusOptions & { terminate?: boolean } = {},
 ): Promise<FinishedUpload> {
+  const { terminate = false, ...tusOptions } = options
   return new Promise((resolve, reject) => {
     const upload = new tus.Upload(data, {
       endpoint,
       retryDelays: [],
-      ...options,
-      onChunkComplete: (_chunk, accepted) => {
-        if (accepted < bytes) return
-        upload.abort().then(() => resolve(finished(upload)), reject)
-      },
-      onSuccess: () => reject(new Error('the upload finished before it could be interrupted')),
-      onError: reject,
-    })
-    upload.start()
-  })
-}
-
-/** Creates an upload and terminates it through tus (DELETE) after `bytes` were acknowledged. */
-export function uploadThenTerminate(
-  endpoint: string,
-  data: Buffer,
-  bytes: number,
-  options: TusOptions = {},
-): Promise<FinishedUpload> {
-  return new Promise((resolve, reject) => {
-    const upload = new tus.Upload(data, {
-      endpoint,
-      retryDelays: [],
-      ...options,
+      ...tusOptions,
       onChunkComplete: (_chunk, accepted) => {
         if (accepted < bytes) return
         const result = finished(upload)
-        upload.abort(true).then(() => resolve(result), reject)
+        upload.abort(terminate).then(() => resolve(result), reject)
       },
-      onSuccess: () => reject(new Error('the upload finished before it could be terminated')),
+      onSuccess: () => reject(new Error('the upload finished before it could be stopped')),
       onError: reject,
     })
     upload.start()

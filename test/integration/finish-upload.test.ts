@@ -53,6 +53,21 @@ describe('the finish step', () => {
     })
   }
 
+  /** A real database failure: a trigger makes every insert into `table` raise. */
+  async function whileInsertsFail(table: string, check: () => Promise<void>): Promise<void> {
+    await server.knex.raw(`
+      CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+      CREATE TRIGGER refuse_insert BEFORE INSERT ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION refuse_insert();
+    `)
+    try {
+      await check()
+    } finally {
+      await server.knex.raw(`DROP TRIGGER refuse_insert ON ${table}; DROP FUNCTION refuse_insert()`)
+    }
+  }
+
   it('is idempotent: a second call leaves one STORED row, one event and one job', async () => {
     const bytes = pngBytes(50_000)
     const { id } = await uploadWithoutFinishing(bytes)
@@ -87,24 +102,14 @@ describe('the finish step', () => {
   it('leaves the row UPLOADING and enqueues no job when the event insert fails', async () => {
     const bytes = pngBytes(20_000)
     const { id } = await uploadWithoutFinishing(bytes)
-    await server.knex.raw(`
-      CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
-      CREATE TRIGGER refuse_events BEFORE INSERT ON outbox_events
-        FOR EACH ROW EXECUTE FUNCTION refuse_insert();
-    `)
-    try {
+    await whileInsertsFail('outbox_events', async () => {
       await expect(finisherOfAnotherInstance()(id)).rejects.toThrow(/refused by test/)
       const { file, events, jobs } = await recordsFor(server.knex, id)
       expect(file.status).toBe('UPLOADING')
       expect(file.sha256).toBeNull()
       expect(events).toHaveLength(0)
       expect(jobs).toHaveLength(0)
-    } finally {
-      await server.knex.raw(
-        'DROP TRIGGER refuse_events ON outbox_events; DROP FUNCTION refuse_insert()',
-      )
-    }
+    })
 
     expect((await server.container.finishUpload(id)).status).toBe('STORED')
     const after = await recordsFor(server.knex, id)
@@ -115,20 +120,12 @@ describe('the finish step', () => {
   it('leaves the row UPLOADING and records no event when the job cannot be enqueued', async () => {
     const bytes = pngBytes(20_000)
     const { id } = await uploadWithoutFinishing(bytes)
-    await server.knex.raw(`
-      CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'job refused by test'; END $$;
-      CREATE TRIGGER refuse_jobs BEFORE INSERT ON pgboss.job
-        FOR EACH ROW EXECUTE FUNCTION refuse_job();
-    `)
-    try {
-      await expect(finisherOfAnotherInstance()(id)).rejects.toThrow(/job refused by test/)
+    await whileInsertsFail('pgboss.job', async () => {
+      await expect(finisherOfAnotherInstance()(id)).rejects.toThrow(/refused by test/)
       const { file, events } = await recordsFor(server.knex, id)
       expect(file.status).toBe('UPLOADING')
       expect(events).toHaveLength(0)
-    } finally {
-      await server.knex.raw('DROP TRIGGER refuse_jobs ON pgboss.job; DROP FUNCTION refuse_job()')
-    }
+    })
   })
 
   it('is run by a HEAD from a resuming client when the bytes are complete but the row is not', async () => {
