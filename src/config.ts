@@ -61,38 +61,80 @@ const mimeList = z.string().transform((text, ctx) => {
 
 const url = z.url({ message: 'must be an absolute URL such as https://uploads.example.com' })
 
-const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value)
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((text) => text === 'true' || text === '1' || text === 'yes')
 
-const schema = z.object({
-  DATABASE_URL: z.preprocess(
-    emptyAsUndefined,
-    z
+const MiB = 1024 * 1024
+/** S3's own bounds for a multipart part. */
+const partSize = positiveInteger
+  .min(5 * MiB, 'must be at least 5242880 (5 MiB), the S3 minimum part size')
+  .max(5 * 1024 * MiB, 'must be at most 5 GiB, the S3 maximum part size')
+
+/** docker compose passes `${VAR:-}` as an empty string: empty means unset, everywhere. */
+function dropEmptyValues(env: unknown): unknown {
+  if (typeof env !== 'object' || env === null) return env
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
+}
+
+const schema = z
+  .object({
+    DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
       .optional(),
-  ),
-  EMBEDDED_POSTGRES_DIR: z.string().min(1).default('./.data/postgres'),
-  EMBEDDED_POSTGRES_PORT: z.preprocess(emptyAsUndefined, port.default(0)),
-  PORT: z.preprocess(emptyAsUndefined, port.default(1080)),
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PUBLIC_URL: z.preprocess(emptyAsUndefined, url.optional()),
-  STORAGE_BACKEND: z.preprocess(
-    emptyAsUndefined,
-    z.enum(['file'], { message: 'must be "file" (S3 support is not built yet)' }).default('file'),
-  ),
-  FILE_STORE_DIR: z.string().min(1).default('./.data/files'),
-  FILE_UPLOAD_MAX_SIZE: z.preprocess(emptyAsUndefined, positiveInteger.default(52_428_800)),
-  FILE_UPLOAD_ALLOWED_TYPES: z.preprocess(
-    emptyAsUndefined,
-    mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
-  ),
-  UPLOAD_EXPIRATION: z.preprocess(emptyAsUndefined, duration.prefault('24h')),
-  FILE_UPLOAD_TTL: z.preprocess(emptyAsUndefined, duration.optional()),
-  LOG_LEVEL: z.preprocess(
-    emptyAsUndefined,
-    z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  ),
-})
+    EMBEDDED_POSTGRES_DIR: z.string().default('./.data/postgres'),
+    EMBEDDED_POSTGRES_PORT: port.default(0),
+    PORT: port.default(1080),
+    HOST: z.string().default('127.0.0.1'),
+    PUBLIC_URL: url.optional(),
+    STORAGE_BACKEND: z.enum(['file', 's3'], { message: 'must be "file" or "s3"' }).default('file'),
+    FILE_STORE_DIR: z.string().default('./.data/files'),
+    AWS_STORAGE_BUCKET_NAME: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        'must be a bucket name: 3-63 lowercase letters, digits, dots or hyphens',
+      )
+      .optional(),
+    AWS_S3_ENDPOINT_URL: url.optional(),
+    AWS_S3_REGION_NAME: z.string().default('us-east-1'),
+    AWS_ACCESS_KEY_ID: z.string().optional(),
+    AWS_SECRET_ACCESS_KEY: z.string().optional(),
+    AWS_S3_FORCE_PATH_STYLE: boolean.prefault('false'),
+    AWS_LOCATION: z.string().default(''),
+    AWS_QUERYSTRING_AUTH: boolean.prefault('true'),
+    AWS_QUERYSTRING_EXPIRE: positiveInteger
+      .max(604_800, 'must be at most 604800 (7 days, the SigV4 limit)')
+      .default(3600),
+    S3_PART_SIZE: partSize.default(8 * MiB),
+    S3_MIN_PART_SIZE: partSize.default(5 * MiB),
+    FILE_UPLOAD_MAX_SIZE: positiveInteger.default(52_428_800),
+    FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
+    UPLOAD_EXPIRATION: duration.prefault('24h'),
+    FILE_UPLOAD_TTL: duration.optional(),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  })
+  // `when`: cross-field checks run even when a single field is bad, so one message lists all.
+  .superRefine(checkCombinations, { when: () => true })
+
+function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const problem = (path: string, message: string) =>
+    ctx.addIssue({ code: 'custom', path: [path], message })
+  if (settings.STORAGE_BACKEND === 's3' && !settings.AWS_STORAGE_BUCKET_NAME) {
+    problem('AWS_STORAGE_BUCKET_NAME', 'is required when STORAGE_BACKEND=s3')
+  }
+  if (Boolean(settings.AWS_ACCESS_KEY_ID) !== Boolean(settings.AWS_SECRET_ACCESS_KEY)) {
+    problem(
+      settings.AWS_ACCESS_KEY_ID ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID',
+      'must be set together with its pair, or both left unset for the SDK credential chain',
+    )
+  }
+  const { S3_MIN_PART_SIZE: min, S3_PART_SIZE: preferred } = settings
+  if (typeof min === 'number' && typeof preferred === 'number' && min > preferred) {
+    problem('S3_MIN_PART_SIZE', `must not exceed S3_PART_SIZE (${preferred})`)
+  }
+}
 
 export interface Config {
   readonly database:
@@ -106,7 +148,7 @@ export interface Config {
     /** True when PUBLIC_URL was set: tus Location headers use it instead of the Host header. */
     readonly publicUrlExplicit: boolean
   }
-  readonly storage: { readonly backend: 'file'; readonly directory: string }
+  readonly storage: FileStorageConfig | S3StorageConfig
   readonly uploads: {
     readonly maxSize: number
     readonly allowedTypes: readonly string[]
@@ -116,6 +158,31 @@ export interface Config {
     readonly storedTtlMs: number | null
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+}
+
+export interface FileStorageConfig {
+  readonly backend: 'file'
+  readonly directory: string
+}
+
+export interface S3StorageConfig {
+  readonly backend: 's3'
+  readonly bucket: string
+  /** Undefined: AWS itself. */
+  readonly endpoint: string | undefined
+  readonly region: string
+  /** Undefined: the SDK's default credential chain. */
+  readonly credentials:
+    | { readonly accessKeyId: string; readonly secretAccessKey: string }
+    | undefined
+  readonly forcePathStyle: boolean
+  /** AWS_LOCATION as a key prefix: empty, or ending in one slash. */
+  readonly keyPrefix: string
+  /** Downloads redirect to a presigned URL (true) or stream through tusbox (false). */
+  readonly presignedDownloads: boolean
+  readonly presignExpiresSeconds: number
+  readonly partSize: number
+  readonly minPartSize: number
 }
 
 export class ConfigError extends Error {
@@ -129,7 +196,7 @@ export class ConfigError extends Error {
 
 /** Reads every setting at once and reports every bad one together, so one restart fixes them all. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env)
+  const parsed = z.preprocess(dropEmptyValues, schema).safeParse(env)
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
@@ -157,7 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       publicUrl,
       publicUrlExplicit: settings.PUBLIC_URL !== undefined,
     },
-    storage: { backend: settings.STORAGE_BACKEND, directory: settings.FILE_STORE_DIR },
+    storage: storageConfig(settings),
     uploads: {
       maxSize: settings.FILE_UPLOAD_MAX_SIZE,
       allowedTypes: settings.FILE_UPLOAD_ALLOWED_TYPES,
@@ -167,6 +234,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: settings.LOG_LEVEL,
   }
   return Object.freeze(config)
+}
+
+function storageConfig(settings: z.infer<typeof schema>): Config['storage'] {
+  if (settings.STORAGE_BACKEND === 'file')
+    return { backend: 'file', directory: settings.FILE_STORE_DIR }
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey } = settings
+  const location = settings.AWS_LOCATION.replace(/^\/+|\/+$/g, '')
+  return {
+    backend: 's3',
+    bucket: settings.AWS_STORAGE_BUCKET_NAME as string,
+    endpoint: settings.AWS_S3_ENDPOINT_URL,
+    region: settings.AWS_S3_REGION_NAME,
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    forcePathStyle: settings.AWS_S3_FORCE_PATH_STYLE,
+    keyPrefix: location === '' ? '' : `${location}/`,
+    presignedDownloads: settings.AWS_QUERYSTRING_AUTH,
+    presignExpiresSeconds: settings.AWS_QUERYSTRING_EXPIRE,
+    partSize: settings.S3_PART_SIZE,
+    minPartSize: settings.S3_MIN_PART_SIZE,
+  }
 }
 
 function hostForUrl(host: string): string {

@@ -8,7 +8,7 @@ import { createApp } from './http/app.ts'
 import { bossJobQueue, createBoss, startBoss } from './jobs/boss.ts'
 import type { Logger } from './lib/logger.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
-import { createFileDatastore, type Datastore } from './tus/datastore.ts'
+import { createDatastore, type Datastore } from './tus/datastore.ts'
 import { createTusHandler } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
@@ -85,7 +85,7 @@ export async function buildContainer(
   const { knex } = database
   const boss = createBoss(database.connection, logger)
   await startBoss(boss)
-  const datastore = await createFileDatastore(config.storage.directory)
+  const datastore = await createDatastore(config.storage)
   const uploadRepository = new UploadRepository(knex)
   const batchRepository = new BatchRepository(knex)
   const policy = {
@@ -109,7 +109,7 @@ export async function buildContainer(
     storage: datastore.storage,
     finishUpload,
     policy: { ...policy, expirationMs: config.uploads.expirationMs },
-    storageKeyPrefix: '',
+    storageKeyPrefix: config.storage.backend === 's3' ? config.storage.keyPrefix : '',
   })
   const tus = createTusHandler({
     datastore,

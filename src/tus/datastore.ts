@@ -2,11 +2,23 @@ import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, open, rm } from 'node:fs/promises'
 import path from 'node:path'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListMultipartUploadsCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { FileStore } from '@tus/file-store'
+import { S3Store } from '@tus/s3-store'
 import { type DataStore, ERRORS } from '@tus/utils'
-import type { ByteRange, StoredProgress, UploadStorage } from '../uploads/types.ts'
+import type { FileStorageConfig, S3StorageConfig } from '../config.ts'
+import type { ByteRange, DownloadHeaders, StoredProgress, UploadStorage } from '../uploads/types.ts'
 
 /** The tus store that receives bytes, and the same bytes seen through the upload domain's port. */
 export interface Datastore {
@@ -14,8 +26,31 @@ export interface Datastore {
   readonly storage: UploadStorage
 }
 
-export async function createFileDatastore(directory: string): Promise<Datastore> {
-  const root = path.resolve(directory)
+export async function createDatastore(
+  config: FileStorageConfig | S3StorageConfig,
+): Promise<Datastore> {
+  return config.backend === 'file' ? createFileDatastore(config) : createS3Datastore(config)
+}
+
+/** Offset and length as tus sees them; undefined when the store has no such upload. */
+async function progressIn(store: DataStore, key: string): Promise<StoredProgress | undefined> {
+  try {
+    const upload = await store.getUpload(key)
+    return { offset: upload.offset, size: upload.size }
+  } catch (error) {
+    if (error === ERRORS.FILE_NOT_FOUND || error === ERRORS.FILE_NO_LONGER_EXISTS) return undefined
+    throw error
+  }
+}
+
+async function sha256Of(stream: Readable): Promise<string> {
+  const hash = createHash('sha256')
+  await pipeline(stream, hash)
+  return hash.digest('hex')
+}
+
+async function createFileDatastore(config: FileStorageConfig): Promise<Datastore> {
+  const root = path.resolve(config.directory)
   // FileStore creates its directory in a callback that throws; create it first so a bad
   // FILE_STORE_DIR is reported at start-up instead of crashing the process later.
   await mkdir(root, { recursive: true })
@@ -32,15 +67,8 @@ class FileStorage implements UploadStorage {
     this.#store = store
   }
 
-  async progress(key: string): Promise<StoredProgress | undefined> {
-    try {
-      const upload = await this.#store.getUpload(key)
-      return { offset: upload.offset, size: upload.size }
-    } catch (error) {
-      if (error === ERRORS.FILE_NOT_FOUND || error === ERRORS.FILE_NO_LONGER_EXISTS)
-        return undefined
-      throw error
-    }
+  progress(key: string): Promise<StoredProgress | undefined> {
+    return progressIn(this.#store, key)
   }
 
   async readHead(key: string, bytes: number): Promise<Uint8Array> {
@@ -55,15 +83,17 @@ class FileStorage implements UploadStorage {
   }
 
   async sha256(key: string): Promise<string> {
-    const hash = createHash('sha256')
     const handle = await open(this.#pathOf(key), 'r')
-    await pipeline(handle.createReadStream(), hash)
-    return hash.digest('hex')
+    return sha256Of(handle.createReadStream())
   }
 
   async openRead(key: string, range?: ByteRange): Promise<Readable> {
     const handle = await open(this.#pathOf(key), 'r')
     return handle.createReadStream(range ? { start: range.start, end: range.end } : {})
+  }
+
+  async downloadUrl(): Promise<undefined> {
+    return undefined
   }
 
   async remove(key: string): Promise<void> {
@@ -82,5 +112,159 @@ class FileStorage implements UploadStorage {
       throw new Error(`storage key ${key} points outside the store`)
     }
     return file
+  }
+}
+
+function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
+  return {
+    region: config.region,
+    forcePathStyle: config.forcePathStyle,
+    ...(config.credentials ? { credentials: config.credentials } : {}),
+    ...(config.endpoint
+      ? {
+          endpoint: config.endpoint,
+          // S3-compatible servers reject, or store inside the object, the CRC checksums the SDK
+          // sends by default since v3.729; only send them where an operation requires one.
+          requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+          responseChecksumValidation: 'WHEN_REQUIRED' as const,
+        }
+      : {}),
+  }
+}
+
+async function createS3Datastore(config: S3StorageConfig): Promise<Datastore> {
+  const client = new S3Client(s3ClientConfig(config))
+  const objects = new S3Objects(client, config.bucket)
+  const tusStore = new CompleteRemovalS3Store(objects, {
+    partSize: config.partSize,
+    minPartSize: config.minPartSize,
+    s3ClientConfig: { ...s3ClientConfig(config), bucket: config.bucket },
+  })
+  return { tusStore, storage: new S3Storage(objects, tusStore, config) }
+}
+
+/** The S3 calls tusbox makes itself, next to those @tus/s3-store makes. */
+class S3Objects {
+  readonly client: S3Client
+  readonly bucket: string
+
+  constructor(client: S3Client, bucket: string) {
+    this.client = client
+    this.bucket = bucket
+  }
+
+  async get(key: string, range?: ByteRange) {
+    return this.client.send(
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+      }),
+    )
+  }
+
+  /**
+   * Aborts every multipart upload on `key`, then deletes the object and the `.info` and `.part`
+   * objects @tus/s3-store keeps beside it. Deleting a missing key is not an error in S3.
+   */
+  async removeUpload(key: string): Promise<void> {
+    const { Uploads = [] } = await this.client.send(
+      new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key }),
+    )
+    for (const upload of Uploads.filter((candidate) => candidate.Key === key)) {
+      await this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: upload.UploadId,
+        }),
+      )
+    }
+    await this.client.send(
+      new DeleteObjectsCommand({
+        Bucket: this.bucket,
+        Delete: {
+          Objects: [{ Key: key }, { Key: `${key}.info` }, { Key: `${key}.part` }],
+          Quiet: true,
+        },
+      }),
+    )
+  }
+}
+
+/**
+ * @tus/s3-store 2.0.7 `remove()` deletes `<id>` and `<id>.info` but leaves `<id>.part`, and on a
+ * completed upload its abort fails with NoSuchUpload before anything is deleted.
+ */
+class CompleteRemovalS3Store extends S3Store {
+  readonly #objects: S3Objects
+
+  constructor(objects: S3Objects, options: ConstructorParameters<typeof S3Store>[0]) {
+    super(options)
+    this.#objects = objects
+  }
+
+  override async remove(id: string): Promise<void> {
+    await this.#objects.removeUpload(id)
+    await this.clearCache(id)
+  }
+}
+
+class S3Storage implements UploadStorage {
+  readonly #objects: S3Objects
+  readonly #store: CompleteRemovalS3Store
+  readonly #config: S3StorageConfig
+
+  constructor(objects: S3Objects, store: CompleteRemovalS3Store, config: S3StorageConfig) {
+    this.#objects = objects
+    this.#store = store
+    this.#config = config
+  }
+
+  progress(key: string): Promise<StoredProgress | undefined> {
+    return progressIn(this.#store, key)
+  }
+
+  /** A ranged GET: sniffing the type never reads the whole object. */
+  async readHead(key: string, bytes: number): Promise<Uint8Array> {
+    const { Body } = await this.#objects.get(key, { start: 0, end: bytes - 1 })
+    return (await Body?.transformToByteArray()) ?? new Uint8Array()
+  }
+
+  async sha256(key: string): Promise<string> {
+    return sha256Of(await this.openRead(key))
+  }
+
+  async openRead(key: string, range?: ByteRange): Promise<Readable> {
+    const { Body } = await this.#objects.get(key, range)
+    if (!(Body instanceof Readable)) throw new Error(`S3 returned no readable body for ${key}`)
+    return Body
+  }
+
+  /** A fresh presigned GET per call, answering with tusbox's own type and disposition. */
+  async downloadUrl(key: string, headers: DownloadHeaders): Promise<string | undefined> {
+    if (!this.#config.presignedDownloads) return undefined
+    const command = new GetObjectCommand({
+      Bucket: this.#config.bucket,
+      Key: key,
+      ResponseContentDisposition: headers.contentDisposition,
+      ResponseContentType: headers.contentType,
+    })
+    return getSignedUrl(this.#objects.client, command, {
+      expiresIn: this.#config.presignExpiresSeconds,
+    })
+  }
+
+  remove(key: string): Promise<void> {
+    return this.#store.remove(key)
+  }
+
+  async checkReady(): Promise<void> {
+    try {
+      await this.#objects.client.send(new HeadBucketCommand({ Bucket: this.#config.bucket }))
+    } catch (error) {
+      const reason = error instanceof Error ? error.name : String(error)
+      throw new Error(`bucket "${this.#config.bucket}" is not reachable (${reason})`)
+    }
   }
 }

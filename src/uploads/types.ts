@@ -45,6 +45,12 @@ export interface ByteRange {
   readonly end: number
 }
 
+/** How a download must present itself, whoever serves the bytes. */
+export interface DownloadHeaders {
+  readonly contentType: string
+  readonly contentDisposition: string
+}
+
 /** What the upload domain needs from a byte store; tus/datastore.ts implements it per backend. */
 export interface UploadStorage {
   /** Undefined when the store has no such upload (never created, or removed). */
@@ -52,6 +58,8 @@ export interface UploadStorage {
   readHead(key: string, bytes: number): Promise<Uint8Array>
   sha256(key: string): Promise<string>
   openRead(key: string, range?: ByteRange): Promise<Readable>
+  /** A URL the client may download from directly, or undefined when tusbox streams the bytes. */
+  downloadUrl(key: string, headers: DownloadHeaders): Promise<string | undefined>
   /** Removes the bytes and every companion object; succeeds when nothing is left to remove. */
   remove(key: string): Promise<void>
   /** Throws when the store cannot be reached or written. */

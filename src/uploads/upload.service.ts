@@ -5,7 +5,7 @@ import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
 import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
-import type { ByteRange, UploadFile, UploadStorage } from './types.ts'
+import type { ByteRange, DownloadHeaders, UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 import { readUploadFields } from './upload-metadata.ts'
 
@@ -30,8 +30,9 @@ export interface NewUploadRequest {
 /** The three things a tus client can do to an existing upload. */
 export type UploadAction = 'resume-check' | 'append' | 'terminate'
 
+export type StoredFile = UploadFile & { readonly size: number }
+
 export interface FileContent {
-  readonly file: UploadFile
   readonly stream: Readable
   readonly range: ByteRange | undefined
 }
@@ -184,14 +185,23 @@ export class UploadService {
     return this.#deps.uploads.markDeleted(id)
   }
 
-  async openContent(id: string, requestRange?: RangeRequest): Promise<FileContent> {
+  /** A file whose bytes can be downloaded; anything else answers 409. */
+  async getStored(id: string): Promise<StoredFile> {
     const file = await this.#existing(id)
     if (file.status !== 'STORED' || file.size === null) {
       throw new AppError('conflict', 'file_not_stored', `File ${id} is ${file.status}, not STORED.`)
     }
+    return { ...file, size: file.size }
+  }
+
+  downloadUrl(file: StoredFile, headers: DownloadHeaders): Promise<string | undefined> {
+    return this.#deps.storage.downloadUrl(file.storageKey, headers)
+  }
+
+  async openContent(file: StoredFile, requestRange?: RangeRequest): Promise<FileContent> {
     const range = requestRange && resolveRange(requestRange, file.size)
     const stream = await this.#deps.storage.openRead(file.storageKey, range)
-    return { file, stream, range }
+    return { stream, range }
   }
 
   async #existing(id: string): Promise<UploadFile> {

@@ -11,7 +11,7 @@ describe.each(TEST_STORES)('uploads end to end with tus-js-client on the $name s
   let server: TestServer
 
   beforeAll(async () => {
-    server = await startTestServer({ ...store.env, FILE_UPLOAD_MAX_SIZE: String(8 * MiB) })
+    server = await startTestServer({ FILE_UPLOAD_MAX_SIZE: String(8 * MiB) }, store)
   })
 
   afterAll(async () => {

@@ -1,13 +1,11 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { serve } from '@hono/node-server'
 import type { Knex } from 'knex'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildContainer, type Container, openDatabase } from '../../src/container.ts'
 import { createLogger } from '../../src/lib/logger.ts'
-import { createTestDatabase, type TestDatabase } from './database.ts'
+import { createTestDatabase } from './database.ts'
+import { TEST_STORES, type TestStore } from './stores.ts'
 
 export interface TestServer {
   /** Base URL, e.g. http://127.0.0.1:39211 */
@@ -16,8 +14,7 @@ export interface TestServer {
   readonly config: Config
   readonly container: Container
   readonly knex: Knex
-  readonly storageDir: string
-  /** Every regular file under the store's directory, relative to it. */
+  /** Everything in the store (see OpenedStore.contents). */
   storedFiles(): Promise<string[]>
   close(): Promise<void>
 }
@@ -26,7 +23,10 @@ export interface TestServer {
  * The real server (Postgres, pg-boss, the store, Hono on node:http) on 127.0.0.1 and a free
  * port, with a database and a store directory of its own.
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  store: TestStore = TEST_STORES[0] as TestStore,
+): Promise<TestServer> {
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
   let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
     new Response('starting', { status: 503 })
@@ -39,51 +39,34 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   const database = await createTestDatabase()
-  const storageDir = await mkdtemp(path.join(tmpdir(), 'tusbox-test-files-'))
+  const opened = await store.open()
   const config = loadConfig({
     DATABASE_URL: database.url,
-    FILE_STORE_DIR: storageDir,
+    ...opened.env,
     PUBLIC_URL: url,
     LOG_LEVEL: 'silent',
     ...env,
   })
   const logger = createLogger(config.logLevel)
-  const opened = await openDatabase(config, logger)
-  const container = await buildContainer(config, logger, opened)
+  const databaseConnection = await openDatabase(config, logger)
+  const container = await buildContainer(config, logger, databaseConnection)
   fetchHandler = container.app.fetch
   return {
     url,
     tusEndpoint: `${url}/files`,
     config,
     container,
-    knex: opened.knex,
-    storageDir,
-    storedFiles: () => listFiles(storageDir),
-    close: () => closeAll(server, container, opened.close, database, storageDir),
+    knex: databaseConnection.knex,
+    storedFiles: () => opened.contents(),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        if ('closeAllConnections' in server) server.closeAllConnections()
+      })
+      await container.close()
+      await databaseConnection.close()
+      await database.drop()
+      await opened.close()
+    },
   }
-}
-
-async function closeAll(
-  server: ReturnType<typeof serve>,
-  container: Container,
-  closeDatabase: () => Promise<void>,
-  database: TestDatabase,
-  storageDir: string,
-): Promise<void> {
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve())
-    if ('closeAllConnections' in server) server.closeAllConnections()
-  })
-  await container.close()
-  await closeDatabase()
-  await database.drop()
-  await rm(storageDir, { recursive: true, force: true })
-}
-
-async function listFiles(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true })
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
-    .sort()
 }

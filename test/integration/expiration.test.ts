@@ -1,15 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pngBytes } from '../helpers/fixtures.ts'
+import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { createUpload, errorOf, patchUpload, TUS } from '../helpers/tus-requests.ts'
 
 const HOUR = 3_600_000
 
-describe('expiration of idle unfinished uploads', () => {
+describe.each(TEST_STORES)('expiration of idle unfinished uploads on the $name store', (store) => {
   let server: TestServer
 
   beforeAll(async () => {
-    server = await startTestServer({ UPLOAD_EXPIRATION: '1h' })
+    server = await startTestServer({ UPLOAD_EXPIRATION: '1h' }, store)
   })
 
   afterAll(async () => {

@@ -8,14 +8,15 @@ import { createFinishUpload, type FinishUpload } from '../../src/uploads/finish-
 import { UploadRepository } from '../../src/uploads/upload.repository.ts'
 import { elfBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { recordsFor } from '../helpers/records.ts'
+import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { createUpload, TUS } from '../helpers/tus-requests.ts'
 
-describe('the finish step', () => {
+describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
   let server: TestServer
 
   beforeAll(async () => {
-    server = await startTestServer()
+    server = await startTestServer({}, store)
   })
 
   afterAll(async () => {

@@ -2,19 +2,20 @@ import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { elfBytes, pngBytes } from '../helpers/fixtures.ts'
 import { countRows } from '../helpers/records.ts'
+import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { createUpload, encodeMetadata, errorOf, patchUpload, TUS } from '../helpers/tus-requests.ts'
 
 const MAX_SIZE = 1024 * 1024
 const png = { filename: 'a.png', filetype: 'image/png' }
 
-describe('tus requests with bad input', () => {
+describe.each(TEST_STORES)('tus requests with bad input on the $name store', (store) => {
   let server: TestServer
   let rowsBefore: number
   let filesBefore: string[]
 
   beforeAll(async () => {
-    server = await startTestServer({ FILE_UPLOAD_MAX_SIZE: String(MAX_SIZE) })
+    server = await startTestServer({ FILE_UPLOAD_MAX_SIZE: String(MAX_SIZE) }, store)
   })
 
   afterAll(async () => {

@@ -8,12 +8,16 @@ import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts'
 import { createKnex } from '../../src/db/knex.ts'
 import { migrateLatest } from '../../src/db/migrate.ts'
 import { createLogger } from '../../src/lib/logger.ts'
+import { startS3TestServer } from '../helpers/s3-server.ts'
+import type { S3TestSettings } from '../helpers/stores.ts'
 import { TEMPLATE_DATABASE, withDatabase } from './template.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** Connection to the server's maintenance database, for CREATE DATABASE … TEMPLATE. */
     adminDatabaseUrl: string
+    /** The S3-compatible server: S3_TEST_* when set (a real MinIO), else the fauxqs shim. */
+    s3: S3TestSettings
   }
 }
 
@@ -44,9 +48,39 @@ export default async function setup(project: TestProject) {
   await createTemplate(adminUrl)
   project.provide('adminDatabaseUrl', adminUrl)
 
+  const s3 = await s3TestSettings()
+  project.provide('s3', s3.settings)
+
   return async () => {
+    await s3.stop?.()
     await stopEmbedded?.()
     if (dataDir) await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function s3TestSettings(): Promise<{ settings: S3TestSettings; stop?: () => Promise<void> }> {
+  const { S3_TEST_ENDPOINT: endpoint } = process.env
+  if (endpoint) {
+    return {
+      settings: {
+        endpoint,
+        region: process.env.S3_TEST_REGION ?? 'us-east-1',
+        accessKeyId: process.env.S3_TEST_ACCESS_KEY_ID ?? 'minioadmin',
+        secretAccessKey: process.env.S3_TEST_SECRET_ACCESS_KEY ?? 'minioadmin',
+        forcePathStyle: process.env.S3_TEST_FORCE_PATH_STYLE !== 'false',
+      },
+    }
+  }
+  const server = await startS3TestServer()
+  return {
+    settings: {
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      accessKeyId: 'tusbox-test',
+      secretAccessKey: 'tusbox-test-secret',
+      forcePathStyle: true,
+    },
+    stop: () => server.stop(),
   }
 }
 

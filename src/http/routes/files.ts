@@ -34,23 +34,32 @@ export function fileRoutes(uploads: UploadService): Hono {
   })
 
   routes.get('/:id/content', async (c) => {
-    const requested = parseRangeHeader(c.req.header('range'))
-    const { file, stream, range } = await uploads.openContent(
-      fileIdParam(c.req.param('id')),
-      requested,
+    const file = await uploads.getStored(fileIdParam(c.req.param('id')))
+    const presentation = {
+      contentType: file.detectedType ?? 'application/octet-stream',
+      contentDisposition: attachmentDisposition(file.filename ?? file.id),
+    }
+    const redirect = await uploads.downloadUrl(file, presentation)
+    if (redirect) {
+      // A fresh URL per call; a cached redirect would outlive its signature.
+      c.header('Cache-Control', 'no-store')
+      return c.redirect(redirect, 302)
+    }
+    const { stream, range } = await uploads.openContent(
+      file,
+      parseRangeHeader(c.req.header('range')),
     )
-    const size = file.size ?? 0
     const headers = new Headers({
-      'Content-Type': file.detectedType ?? 'application/octet-stream',
-      'Content-Disposition': attachmentDisposition(file.filename ?? file.id),
-      'Content-Length': String(range ? range.end - range.start + 1 : size),
+      'Content-Type': presentation.contentType,
+      'Content-Disposition': presentation.contentDisposition,
+      'Content-Length': String(range ? range.end - range.start + 1 : file.size),
       'Accept-Ranges': 'bytes',
       ETag: `"${file.sha256}"`,
       'Cache-Control': 'private, no-cache',
       'X-Content-Type-Options': 'nosniff',
       'Content-Security-Policy': "default-src 'none'; sandbox",
     })
-    if (range) headers.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+    if (range) headers.set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
     const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>
     return new Response(body, { status: range ? 206 : 200, headers })
   })
