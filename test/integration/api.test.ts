@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { csvBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { uploadWithTus } from '../helpers/tus-client.ts'
-import { errorOf } from '../helpers/tus-requests.ts'
+import { uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
+import { errorOf, patchUpload } from '../helpers/tus-requests.ts'
 
 describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
   let server: TestServer
@@ -172,6 +172,23 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
     expect((await errorOf(content)).code).toBe('file_not_stored')
     const again = await api(`/api/files/${id}`, { method: 'DELETE' })
     expect(again.status).toBe(410)
+  })
+
+  it('deletes an unfinished upload: no object, part or multipart upload is left, later PATCHes get 410', async () => {
+    const bytes = pngBytes(3 * 1024 * 1024)
+    const { url, id } = await uploadUntil(server.tusEndpoint, bytes, 1024 * 1024, {
+      chunkSize: 1024 * 1024,
+      metadata: { filename: 'half.png' },
+    })
+    expect((await server.storedFiles()).some((name) => name.includes(id))).toBe(true)
+
+    const deleted = await api(`/api/files/${id}`, { method: 'DELETE' })
+
+    expect(deleted.status).toBe(200)
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+    const resumed = await patchUpload(url, 1024 * 1024, bytes.subarray(1024 * 1024))
+    expect(resumed.status).toBe(410)
+    expect((await errorOf(resumed)).code).toBe('upload_gone')
   })
 
   it('answers /healthz while the process is up, and /readyz 200 when database and storage work', async () => {

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { recordsFor } from '../helpers/records.ts'
+import { TEST_STORES, type TestStore } from '../helpers/stores.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { uploadWithTus } from '../helpers/tus-client.ts'
+
+const s3Store = TEST_STORES.find((store) => store.name === 's3') as TestStore
+
+describe('S3 storage with presigned downloads and a key prefix', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startTestServer(
+      { AWS_LOCATION: '/tenant-a/', AWS_QUERYSTRING_EXPIRE: '600' },
+      s3Store,
+    )
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it('keeps objects under <AWS_LOCATION>uploads/YYYY/MM/<id>', async () => {
+    const bytes = pngBytes(20_000)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+      metadata: { filename: 'p.png' },
+    })
+    const { file, events } = await recordsFor(server.knex, id)
+    expect(file.storage_key).toMatch(new RegExp(`^tenant-a/uploads/\\d{4}/\\d{2}/${id}$`))
+    expect(events[0].payload.storageKey).toBe(file.storage_key)
+    expect(await server.storedFiles()).toContain(file.storage_key)
+  })
+
+  it('redirects a download to a freshly presigned URL that names the file and serves Range', async () => {
+    const bytes = pngBytes(30_000)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+      metadata: { filename: 'café.png' },
+    })
+
+    const response = await fetch(`${server.url}/api/files/${id}/content`, { redirect: 'manual' })
+
+    expect(response.status).toBe(302)
+    expect(response.headers.get('cache-control')).toBe('no-store')
+    const location = new URL(response.headers.get('location') ?? '')
+    expect(location.origin).toBe(new URL(s3Endpoint(server)).origin)
+    expect(location.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/)
+    expect(location.searchParams.get('X-Amz-Expires')).toBe('600')
+    expect(location.searchParams.get('response-content-disposition')).toBe(
+      `attachment; filename="caf_.png"; filename*=UTF-8''caf%C3%A9.png`,
+    )
+    expect(location.searchParams.get('response-content-type')).toBe('image/png')
+    const signedAt = location.searchParams.get('X-Amz-Date') ?? ''
+    const signedAtMs = Date.parse(
+      signedAt.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'),
+    )
+    expect(Math.abs(Date.now() - signedAtMs)).toBeLessThan(60_000)
+
+    const whole = await fetch(location)
+    expect(sha256(Buffer.from(await whole.arrayBuffer()))).toBe(sha256(bytes))
+    const part = await fetch(`${server.url}/api/files/${id}/content`, {
+      headers: { Range: 'bytes=10-19' },
+    })
+    expect(part.status).toBe(206)
+    expect(Buffer.from(await part.arrayBuffer())).toEqual(bytes.subarray(10, 20))
+  })
+})
+
+function s3Endpoint(server: TestServer): string {
+  const { storage } = server.config
+  if (storage.backend !== 's3' || !storage.endpoint) throw new Error('not an S3 test server')
+  return storage.endpoint
+}
