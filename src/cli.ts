@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { serve } from '@hono/node-server'
 import { ConfigError, loadConfig } from './config.ts'
 import { buildContainer, openDatabase } from './container.ts'
+import type { ConnectionSettings } from './db/knex.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
-import { onShutdownSignal } from './lib/shutdown.ts'
+import { Lifecycle } from './lib/shutdown.ts'
 
 const HELP = `tusbox: a resumable upload server (tus 1.0.0) with Postgres records and outbox events
 
@@ -18,7 +20,8 @@ Commands:
 
 Options:
   -h, --help     Show this help
-  --env-file F   Read settings from F (default: .env when it exists)
+  -v, --version  Show the version
+  --env F        Read settings from F (default: .env when it exists)
 
 Settings come from the environment; see .env.example for every variable and its default.
 Without DATABASE_URL, tusbox runs its own PostgreSQL with data in ./.data/postgres.
@@ -32,11 +35,20 @@ const COMMANDS: Record<string, (logger: Logger) => Promise<void>> = {
 export async function main(argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
-    options: { help: { type: 'boolean', short: 'h' }, 'env-file': { type: 'string' } },
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      // Not --env-file: Node itself claims that flag anywhere on the command line.
+      env: { type: 'string' },
+    },
     allowPositionals: true,
     strict: true,
   })
   const [command = 'help'] = positionals
+  if (values.version) {
+    process.stdout.write(`tusbox ${await packageVersion()}\n`)
+    return 0
+  }
   if (values.help || command === 'help') {
     process.stdout.write(HELP)
     return 0
@@ -46,15 +58,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`Unknown command "${command}".\n\n${HELP}`)
     return 2
   }
-  loadEnvFile(values['env-file'])
+  loadEnvFile(values.env)
   const logger = createLogger(logLevelFromEnv())
   await run(logger)
   return 0
 }
 
+async function packageVersion(): Promise<string> {
+  const manifest = await readFile(new URL('../package.json', import.meta.url), 'utf8')
+  return (JSON.parse(manifest) as { version: string }).version
+}
+
 function loadEnvFile(explicit: string | undefined): void {
+  if (explicit !== undefined && !existsSync(explicit)) {
+    throw new Error(`--env ${explicit}: no such file.`)
+  }
   const file = explicit ?? '.env'
-  if (explicit !== undefined || existsSync(file)) process.loadEnvFile(file)
+  if (existsSync(file)) process.loadEnvFile(file)
 }
 
 /** The logger exists before the config is validated, so a bad LOG_LEVEL still gets reported. */
@@ -67,38 +87,65 @@ function logLevelFromEnv() {
 
 async function serveCommand(logger: Logger): Promise<void> {
   const config = loadConfig()
-  const database = await openDatabase(config, logger)
-  const container = await buildContainer(config, logger, database).catch(async (error) => {
-    await database.close()
+  const lifecycle = new Lifecycle(logger)
+  lifecycle.exitOnSignals()
+  try {
+    const database = await openDatabase(config, logger)
+    await lifecycle.started('database', () => database.close())
+    const container = await buildContainer(config, logger, database)
+    await lifecycle.started('jobs', () => container.close())
+    const server = await listen(container.app.fetch, config.http.host, config.http.port)
+    await lifecycle.started('http server', () => closeServer(server))
+    const { port } = server.address() as AddressInfo
+    logger.info('tusbox is listening', {
+      url: `http://${config.http.host}:${port}`,
+      tusEndpoint: `http://${config.http.host}:${port}/files`,
+      database: describeDatabase(database.connection),
+    })
+  } catch (error) {
+    await lifecycle.stop()
     throw error
-  })
-  const server = serve({
-    fetch: container.app.fetch,
-    hostname: config.http.host,
-    port: config.http.port,
-  })
+  }
+}
+
+type Server = ReturnType<typeof serve>
+
+async function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  hostname: string,
+  port: number,
+) {
+  const server = serve({ fetch, hostname, port })
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
-    server.once('error', reject)
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(
+              `${hostname}:${port} is already in use: stop what listens there, or set PORT.`,
+            )
+          : error,
+      ),
+    )
   })
-  const { port } = server.address() as AddressInfo
-  logger.info('tusbox is listening', {
-    url: `http://${config.http.host}:${port}`,
-    tusEndpoint: `http://${config.http.host}:${port}/files`,
-    database: config.database.kind,
+  return server
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()))
+    if ('closeIdleConnections' in server) server.closeIdleConnections()
   })
-  onShutdownSignal(logger, () => [
-    {
-      name: 'http server',
-      run: () =>
-        new Promise<void>((resolve, reject) => {
-          server.close((error) => (error ? reject(error) : resolve()))
-          if ('closeIdleConnections' in server) server.closeIdleConnections()
-        }),
-    },
-    { name: 'jobs', run: () => container.close() },
-    { name: 'database', run: () => database.close() },
-  ])
+}
+
+/** Where the data lives, without the password: enough to connect with psql. */
+function describeDatabase(connection: ConnectionSettings): string {
+  if (typeof connection === 'string') {
+    const url = new URL(connection)
+    url.password = ''
+    return url.toString()
+  }
+  return `postgres://${connection.user}@${connection.host}:${connection.port}/${connection.database} (embedded; password in EMBEDDED_POSTGRES_DIR/tusbox-password)`
 }
 
 async function migrateCommand(logger: Logger): Promise<void> {

@@ -42,6 +42,11 @@ export function createHooks(deps: HookDeps, requestUploads: RequestUploads): Hoo
         owner: null,
       })
       requestUploads.set(req, file)
+      deps.logger.info('upload created', {
+        uploadId: file.id,
+        size: file.declaredSize,
+        declaredType: file.declaredType,
+      })
       return { metadata: upload.metadata }
     },
 

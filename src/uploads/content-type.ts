@@ -7,12 +7,43 @@ const TEXT_TYPES_TRUSTED_WHEN_TEXT = new Set([
   'application/json',
   'application/xml',
   'application/x-ndjson',
+  'image/svg+xml',
 ])
 
-/** `Text/Plain; charset=utf-8` → `text/plain`; undefined when it is not a MIME type at all. */
+/** Names apps send for types that file-type (and the allowed list) call otherwise. */
+const ALIASES: Readonly<Record<string, string>> = {
+  'image/jpg': 'image/jpeg',
+  'image/pjpeg': 'image/jpeg',
+  'image/x-png': 'image/png',
+  'application/x-pdf': 'application/pdf',
+  'application/x-zip-compressed': 'application/zip',
+}
+
+/**
+ * `Text/Plain; charset=utf-8` → `text/plain`, `image/jpg` → `image/jpeg`; undefined when it is
+ * not a MIME type at all.
+ */
 export function normalizeMimeType(raw: string): string | undefined {
   const type = raw.split(';')[0]?.trim().toLowerCase() ?? ''
-  return /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type) ? type : undefined
+  if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type)) return undefined
+  return ALIASES[type] ?? type
+}
+
+/**
+ * A file may turn out to be another type of the same kind than declared (a .jpg that is really a
+ * WebP, a .pdf that is a ZIP): the detected type wins. It may not cross kinds: a script named
+ * .png is text, not an image. application/octet-stream declares nothing.
+ */
+export function contradictsDeclaredType(
+  declaredType: string | null,
+  detectedType: string,
+): boolean {
+  if (declaredType === null || declaredType === 'application/octet-stream') return false
+  return topLevelType(declaredType) !== topLevelType(detectedType)
+}
+
+function topLevelType(type: string): string {
+  return type.slice(0, type.indexOf('/'))
 }
 
 export function isAllowedType(type: string, allowed: readonly string[]): boolean {

@@ -3,7 +3,12 @@ import type { JobQueue } from '../jobs/boss.ts'
 import { AppError, type ErrorKind } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { OutboxRepository } from '../outbox/outbox.repository.ts'
-import { detectContentType, isAllowedType, SNIFF_BYTES } from './content-type.ts'
+import {
+  contradictsDeclaredType,
+  detectContentType,
+  isAllowedType,
+  SNIFF_BYTES,
+} from './content-type.ts'
 import type { UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
@@ -42,6 +47,7 @@ interface Rejection {
 const REJECTION_KINDS: Readonly<Record<string, ErrorKind>> = {
   file_too_large: 'too_large',
   unsupported_file_type: 'unsupported_type',
+  content_type_mismatch: 'unsupported_type',
   empty_file: 'invalid',
 }
 
@@ -111,10 +117,16 @@ async function inspect(deps: FinishUploadDeps, file: UploadFile, size: number): 
   }
   const head = await deps.storage.readHead(file.storageKey, SNIFF_BYTES)
   const detectedType = await detectContentType(head, file.declaredType)
-  if (isAllowedType(detectedType, deps.policy.allowedTypes)) return { detectedType }
-  const claimed = file.declaredType ? ` (declared as ${file.declaredType})` : ''
-  const message = `The file's content is ${detectedType}${claimed}, which is not an allowed type. Allowed: ${deps.policy.allowedTypes.join(', ')}.`
-  return { rejection: { code: 'unsupported_file_type', message, detectedType } }
+  if (!isAllowedType(detectedType, deps.policy.allowedTypes)) {
+    const claimed = file.declaredType ? ` (declared as ${file.declaredType})` : ''
+    const message = `The file's content is ${detectedType}${claimed}, which is not an allowed type. Allowed: ${deps.policy.allowedTypes.join(', ')}.`
+    return { rejection: { code: 'unsupported_file_type', message, detectedType } }
+  }
+  if (contradictsDeclaredType(file.declaredType, detectedType)) {
+    const message = `The file's content is ${detectedType}, but it was declared as ${file.declaredType}.`
+    return { rejection: { code: 'content_type_mismatch', message, detectedType } }
+  }
+  return { detectedType }
 }
 
 async function markStored(
@@ -123,9 +135,9 @@ async function markStored(
   facts: { size: number; sha256: string; detectedType: string },
 ): Promise<UploadFile> {
   const { storedTtlMs } = deps.policy
-  return deps.transactions.inTransaction(async (tx) => {
+  const outcome = await deps.transactions.inTransaction(async (tx) => {
     const locked = await deps.uploads.lockById(file.id, tx)
-    if (locked?.status !== 'UPLOADING') return locked ?? file
+    if (locked?.status !== 'UPLOADING') return { file: locked ?? file, storedNow: false }
     const stored = await deps.uploads.markStored(
       file.id,
       { ...facts, expiresAt: storedTtlMs === null ? null : new Date(Date.now() + storedTtlMs) },
@@ -150,8 +162,16 @@ async function markStored(
       tx,
     )
     if (eventId) await deps.jobs.enqueue('outbox.deliver', { eventId }, tx)
-    return stored
+    return { file: stored, storedNow: true }
   })
+  if (outcome.storedNow) {
+    deps.logger.info('upload stored', {
+      uploadId: file.id,
+      size: facts.size,
+      contentType: facts.detectedType,
+    })
+  }
+  return outcome.file
 }
 
 async function markFailed(

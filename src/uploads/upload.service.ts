@@ -188,6 +188,9 @@ export class UploadService {
   /** A file whose bytes can be downloaded; anything else answers 409. */
   async getStored(id: string): Promise<StoredFile> {
     const file = await this.#existing(id)
+    if (file.status === 'DELETED' || file.status === 'EXPIRED') {
+      throw new AppError('gone', 'file_gone', `File ${id} was ${file.status.toLowerCase()}.`)
+    }
     if (file.status !== 'STORED' || file.size === null) {
       throw new AppError('conflict', 'file_not_stored', `File ${id} is ${file.status}, not STORED.`)
     }

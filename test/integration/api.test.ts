@@ -155,7 +155,7 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
     await multiple.arrayBuffer()
   })
 
-  it('deletes a file: bytes gone, row DELETED, content 409, a second delete 410', async () => {
+  it('deletes a file: bytes gone, row DELETED, content and a second delete 410', async () => {
     const { id } = await uploadWithTus(server.tusEndpoint, pngBytes(5_000), {
       metadata: { filename: 'd.png' },
     })
@@ -168,8 +168,8 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
 
     const content = await api(`/api/files/${id}/content`)
-    expect(content.status).toBe(409)
-    expect((await errorOf(content)).code).toBe('file_not_stored')
+    expect(content.status).toBe(410)
+    expect((await errorOf(content)).code).toBe('file_gone')
     const again = await api(`/api/files/${id}`, { method: 'DELETE' })
     expect(again.status).toBe(410)
   })

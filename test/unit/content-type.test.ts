@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  contradictsDeclaredType,
   detectContentType,
   isAllowedType,
   normalizeMimeType,
@@ -58,7 +59,27 @@ describe('isAllowedType', () => {
   })
 })
 
+describe('contradictsDeclaredType', () => {
+  it.each([
+    [null, 'text/plain', false],
+    ['application/octet-stream', 'image/png', false],
+    ['image/jpeg', 'image/webp', false],
+    ['application/pdf', 'application/zip', false],
+    ['text/csv', 'text/csv', false],
+    ['image/png', 'text/plain', true],
+    ['application/pdf', 'image/png', true],
+    ['text/plain', 'application/x-elf', true],
+  ])('declared %s, detected %s → %s', (declared, detected, expected) => {
+    expect(contradictsDeclaredType(declared, detected)).toBe(expected)
+  })
+})
+
 describe('normalizeMimeType', () => {
+  it('maps the aliases apps send to the names the allowed list uses', () => {
+    expect(normalizeMimeType('image/jpg')).toBe('image/jpeg')
+    expect(normalizeMimeType('application/x-zip-compressed')).toBe('application/zip')
+  })
+
   it('lowercases and drops parameters, and refuses what is not a type', () => {
     expect(normalizeMimeType('Image/PNG; q=1')).toBe('image/png')
     expect(normalizeMimeType('png')).toBeUndefined()
