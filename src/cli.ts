@@ -6,6 +6,7 @@ import { serve } from '@hono/node-server'
 import { ConfigError, loadConfig } from './config.ts'
 import { buildContainer, openDatabase } from './container.ts'
 import type { ConnectionSettings } from './db/knex.ts'
+import { createBoss, startBoss } from './jobs/boss.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
 import { Lifecycle } from './lib/shutdown.ts'
 
@@ -15,6 +16,7 @@ Usage: tusbox <command> [options]
 
 Commands:
   serve      Start the HTTP server: tus at /files, the JSON API at /api
+  worker     Start a background worker (pg-boss); run any number, on any machine
   migrate    Apply pending database migrations and exit
   help       Show this help
 
@@ -29,6 +31,7 @@ Without DATABASE_URL, tusbox runs its own PostgreSQL with data in ./.data/postgr
 
 const COMMANDS: Record<string, (logger: Logger) => Promise<void>> = {
   serve: serveCommand,
+  worker: workerCommand,
   migrate: migrateCommand,
 }
 
@@ -146,6 +149,27 @@ function describeDatabase(connection: ConnectionSettings): string {
     return url.toString()
   }
   return `postgres://${connection.user}@${connection.host}:${connection.port}/${connection.database} (embedded; password in EMBEDDED_POSTGRES_DIR/tusbox-password)`
+}
+
+/**
+ * Connects pg-boss and creates its queues. The job handlers (outbox delivery, purge, repair)
+ * register here as they are built; until then a worker only keeps pg-boss maintained.
+ */
+async function workerCommand(logger: Logger): Promise<void> {
+  const config = loadConfig()
+  const lifecycle = new Lifecycle(logger)
+  lifecycle.exitOnSignals()
+  try {
+    const database = await openDatabase(config, logger)
+    await lifecycle.started('database', () => database.close())
+    const boss = createBoss(database.connection, logger)
+    await startBoss(boss)
+    await lifecycle.started('jobs', () => boss.stop({ graceful: true, close: true }))
+    logger.info('tusbox worker is running', { database: describeDatabase(database.connection) })
+  } catch (error) {
+    await lifecycle.stop()
+    throw error
+  }
 }
 
 async function migrateCommand(logger: Logger): Promise<void> {

@@ -77,46 +77,49 @@ function dropEmptyValues(env: unknown): unknown {
   return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
 }
 
-const schema = z
-  .object({
-    DATABASE_URL: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
-      .optional(),
-    EMBEDDED_POSTGRES_DIR: z.string().default('./.data/postgres'),
-    EMBEDDED_POSTGRES_PORT: port.default(0),
-    PORT: port.default(1080),
-    HOST: z.string().default('127.0.0.1'),
-    PUBLIC_URL: url.optional(),
-    STORAGE_BACKEND: z.enum(['file', 's3'], { message: 'must be "file" or "s3"' }).default('file'),
-    FILE_STORE_DIR: z.string().default('./.data/files'),
-    AWS_STORAGE_BUCKET_NAME: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
-        'must be a bucket name: 3-63 lowercase letters, digits, dots or hyphens',
-      )
-      .optional(),
-    AWS_S3_ENDPOINT_URL: url.optional(),
-    AWS_S3_REGION_NAME: z.string().default('us-east-1'),
-    AWS_ACCESS_KEY_ID: z.string().optional(),
-    AWS_SECRET_ACCESS_KEY: z.string().optional(),
-    AWS_S3_FORCE_PATH_STYLE: boolean.prefault('false'),
-    AWS_LOCATION: z.string().default(''),
-    AWS_QUERYSTRING_AUTH: boolean.prefault('true'),
-    AWS_QUERYSTRING_EXPIRE: positiveInteger
-      .max(604_800, 'must be at most 604800 (7 days, the SigV4 limit)')
-      .default(3600),
-    S3_PART_SIZE: partSize.default(8 * MiB),
-    S3_MIN_PART_SIZE: partSize.default(5 * MiB),
-    FILE_UPLOAD_MAX_SIZE: positiveInteger.default(52_428_800),
-    FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
-    UPLOAD_EXPIRATION: duration.prefault('24h'),
-    FILE_UPLOAD_TTL: duration.optional(),
-    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  })
-  // `when`: cross-field checks run even when a single field is bad, so one message lists all.
-  .superRefine(checkCombinations, { when: () => true })
+const settingsSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+    .optional(),
+  EMBEDDED_POSTGRES_DIR: z.string().default('./.data/postgres'),
+  EMBEDDED_POSTGRES_PORT: port.default(0),
+  PORT: port.default(1080),
+  HOST: z.string().default('127.0.0.1'),
+  PUBLIC_URL: url.optional(),
+  STORAGE_BACKEND: z.enum(['file', 's3'], { message: 'must be "file" or "s3"' }).default('file'),
+  FILE_STORE_DIR: z.string().default('./.data/files'),
+  AWS_STORAGE_BUCKET_NAME: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      'must be a bucket name: 3-63 lowercase letters, digits, dots or hyphens',
+    )
+    .optional(),
+  AWS_S3_ENDPOINT_URL: url.optional(),
+  AWS_S3_REGION_NAME: z.string().default('us-east-1'),
+  AWS_ACCESS_KEY_ID: z.string().optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().optional(),
+  AWS_S3_FORCE_PATH_STYLE: boolean.prefault('false'),
+  AWS_LOCATION: z.string().default(''),
+  AWS_QUERYSTRING_AUTH: boolean.prefault('true'),
+  AWS_QUERYSTRING_EXPIRE: positiveInteger
+    .max(604_800, 'must be at most 604800 (7 days, the SigV4 limit)')
+    .default(3600),
+  S3_PART_SIZE: partSize.default(8 * MiB),
+  S3_MIN_PART_SIZE: partSize.default(5 * MiB),
+  FILE_UPLOAD_MAX_SIZE: positiveInteger.default(52_428_800),
+  FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
+  UPLOAD_EXPIRATION: duration.prefault('24h'),
+  FILE_UPLOAD_TTL: duration.optional(),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+})
+
+/** Every environment variable tusbox reads. */
+export const SETTING_NAMES = Object.keys(settingsSchema.shape)
+
+// `when`: cross-field checks run even when a single field is bad, so one message lists all.
+const schema = settingsSchema.superRefine(checkCombinations, { when: () => true })
 
 function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementCtx): void {
   const problem = (path: string, message: string) =>

@@ -84,4 +84,70 @@ describe('loadConfig', () => {
     )
     expect((error as ConfigError).message).toContain('not understood: not a type')
   })
+
+  it('reads the S3 settings, with AWS_LOCATION as a prefix ending in one slash', () => {
+    const config = loadConfig({
+      STORAGE_BACKEND: 's3',
+      AWS_STORAGE_BUCKET_NAME: 'uploads',
+      AWS_S3_ENDPOINT_URL: 'http://minio:9000',
+      AWS_ACCESS_KEY_ID: 'key',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+      AWS_S3_FORCE_PATH_STYLE: 'true',
+      AWS_LOCATION: '/media/',
+      AWS_QUERYSTRING_AUTH: 'false',
+      S3_PART_SIZE: '8388608',
+      S3_MIN_PART_SIZE: '8388608',
+    })
+    expect(config.storage).toEqual({
+      backend: 's3',
+      bucket: 'uploads',
+      endpoint: 'http://minio:9000',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'key', secretAccessKey: 'secret' },
+      forcePathStyle: true,
+      keyPrefix: 'media/',
+      presignedDownloads: false,
+      presignExpiresSeconds: 3600,
+      partSize: 8_388_608,
+      minPartSize: 8_388_608,
+    })
+  })
+
+  it('leaves credentials to the SDK chain when no key is set', () => {
+    const config = loadConfig({ STORAGE_BACKEND: 's3', AWS_STORAGE_BUCKET_NAME: 'uploads' })
+    expect(config.storage).toMatchObject({
+      credentials: undefined,
+      endpoint: undefined,
+      keyPrefix: '',
+    })
+  })
+
+  it('stops STORAGE_BACKEND=s3 without a bucket, together with every other problem', () => {
+    expect(() =>
+      loadConfig({
+        STORAGE_BACKEND: 's3',
+        PORT: 'x',
+        AWS_ACCESS_KEY_ID: 'only-half',
+        S3_PART_SIZE: '6000000',
+        S3_MIN_PART_SIZE: '7000000',
+        AWS_QUERYSTRING_AUTH: 'maybe',
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        problems: [
+          'PORT="x": must be a number',
+          'AWS_QUERYSTRING_AUTH="maybe": must be true or false',
+          'AWS_STORAGE_BUCKET_NAME=(unset): is required when STORAGE_BACKEND=s3',
+          'AWS_SECRET_ACCESS_KEY=(unset): must be set together with its pair, or both left unset for the SDK credential chain',
+          'S3_MIN_PART_SIZE="7000000": must not exceed S3_PART_SIZE (6000000)',
+        ],
+      }),
+    )
+  })
+
+  it('refuses part sizes outside what S3 accepts', () => {
+    expect(() => loadConfig({ S3_PART_SIZE: '1048576' })).toThrow(
+      /S3_PART_SIZE="1048576": must be at least 5242880/,
+    )
+  })
 })
