@@ -8,6 +8,12 @@ tusbox_node_ok() {
 }
 
 if ! tusbox_node_ok; then
+  # npm's global config (a cafile, say) is found next to the node that runs it; keep the system
+  # npm's cafile once a different node comes first on PATH.
+  if [ -z "${npm_config_cafile:-}" ] && command -v npm >/dev/null 2>&1; then
+    tusbox_cafile="$(npm config get cafile 2>/dev/null || true)"
+    case "$tusbox_cafile" in ''|null|undefined) ;; *) export npm_config_cafile="$tusbox_cafile" ;; esac
+  fi
   TUSBOX_NODE_DIR="${TUSBOX_NODE_DIR:-$HOME/.cache/tusbox-node}"
   if [ ! -x "$TUSBOX_NODE_DIR/node_modules/.bin/node" ]; then
     echo "Node $(node --version 2>/dev/null || echo 'is missing'); installing node@24 into $TUSBOX_NODE_DIR" >&2
