@@ -61,6 +61,27 @@ const mimeList = z.string().transform((text, ctx) => {
 
 const url = z.url({ message: 'must be an absolute URL such as https://uploads.example.com' })
 
+const urlList = z.string().transform((text, ctx) => {
+  const urls = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+  const invalid = urls.filter((entry) => !/^https?:\/\/[^\s]+$/.test(entry) || !URL.canParse(entry))
+  if (invalid.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be http(s) URLs separated by commas; not understood: ${invalid.join(', ')}`,
+    })
+    return z.NEVER
+  }
+  return [...new Set(urls)]
+})
+
+/** Five fields, as pg-boss schedules take them (it runs a schedule at most once a minute). */
+const cron = z
+  .string()
+  .regex(/^\S+( \S+){4}$/, 'must be a five-field cron expression such as "0 * * * *"')
+
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((text) => text === 'true' || text === '1' || text === 'yes')
@@ -112,6 +133,14 @@ const settingsSchema = z.object({
   FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
   UPLOAD_EXPIRATION: duration.prefault('24h'),
   FILE_UPLOAD_TTL: duration.optional(),
+  WEBHOOK_URLS: urlList.default([]),
+  WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  WEBHOOK_TIMEOUT: duration.prefault('10s'),
+  WEBHOOK_MAX_ATTEMPTS: positiveInteger.max(100, 'must be at most 100').default(10),
+  WORKER_CONCURRENCY: positiveInteger.max(100, 'must be at most 100').default(4),
+  PURGE_SCHEDULE: cron.default('0 * * * *'),
+  PURGE_BATCH_SIZE: positiveInteger.max(10_000, 'must be at most 10000').default(500),
+  FAILED_UPLOAD_RETENTION: duration.prefault('7d'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 })
 
@@ -131,6 +160,16 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
     problem(
       settings.AWS_ACCESS_KEY_ID ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID',
       'must be set together with its pair, or both left unset for the SDK credential chain',
+    )
+  }
+  if (
+    Array.isArray(settings.WEBHOOK_URLS) &&
+    settings.WEBHOOK_URLS.length > 0 &&
+    !settings.WEBHOOK_SECRET
+  ) {
+    problem(
+      'WEBHOOK_SECRET',
+      'is required when WEBHOOK_URLS is set: every webhook is signed with it',
     )
   }
   const { S3_MIN_PART_SIZE: min, S3_PART_SIZE: preferred } = settings
@@ -159,6 +198,19 @@ export interface Config {
     readonly expirationMs: number
     /** How long a STORED file is kept, in ms; null keeps it forever. */
     readonly storedTtlMs: number | null
+  }
+  readonly outbox: {
+    readonly webhookUrls: readonly string[]
+    /** Set whenever webhookUrls is not empty. */
+    readonly webhookSecret: string | undefined
+    readonly webhookTimeoutMs: number
+    readonly maxAttempts: number
+  }
+  readonly jobs: {
+    readonly concurrency: number
+    readonly purgeSchedule: string
+    readonly purgeBatchSize: number
+    readonly failedRetentionMs: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
 }
@@ -233,6 +285,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       allowedTypes: settings.FILE_UPLOAD_ALLOWED_TYPES,
       expirationMs: settings.UPLOAD_EXPIRATION,
       storedTtlMs: settings.FILE_UPLOAD_TTL ?? null,
+    },
+    outbox: {
+      webhookUrls: settings.WEBHOOK_URLS,
+      webhookSecret: settings.WEBHOOK_SECRET,
+      webhookTimeoutMs: settings.WEBHOOK_TIMEOUT,
+      maxAttempts: settings.WEBHOOK_MAX_ATTEMPTS,
+    },
+    jobs: {
+      concurrency: settings.WORKER_CONCURRENCY,
+      purgeSchedule: settings.PURGE_SCHEDULE,
+      purgeBatchSize: settings.PURGE_BATCH_SIZE,
+      failedRetentionMs: settings.FAILED_UPLOAD_RETENTION,
     },
     logLevel: settings.LOG_LEVEL,
   }

@@ -5,8 +5,14 @@ import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
 import { createApp } from './http/app.ts'
-import { bossJobQueue, createBoss, startBoss } from './jobs/boss.ts'
+import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
+import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
+import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
+import { uploadsPurgeHandler } from './jobs/handlers/uploads-purge.ts'
+import { uploadsRepairHandler } from './jobs/handlers/uploads-repair.ts'
+import { type JobHandlers, startWorkers } from './jobs/worker.ts'
 import type { Logger } from './lib/logger.ts'
+import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
 import { createDatastore, type Datastore } from './tus/datastore.ts'
 import { createTusHandler } from './tus/tus-server.ts'
@@ -32,6 +38,11 @@ export interface Container {
   readonly datastore: Datastore
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
+  /** The job handlers, callable directly (tusbox purge, tests) as well as by pg-boss. */
+  readonly handlers: JobHandlers
+  readonly operations: OutboxOperations
+  /** Makes this process a worker: it takes jobs from every queue and runs the schedules. */
+  startWorkers(): Promise<void>
   /** Stops what start-up started, newest first; the HTTP server must already be closed. */
   close(): Promise<void>
 }
@@ -86,8 +97,12 @@ export async function buildContainer(
   const boss = createBoss(database.connection, logger)
   await startBoss(boss)
   const datastore = await createDatastore(config.storage)
+  const transactions = transactionRunner(knex)
+  const jobs = bossJobQueue(boss)
   const uploadRepository = new UploadRepository(knex)
   const batchRepository = new BatchRepository(knex)
+  const outboxRepository = new OutboxRepository(knex)
+  const publicUrl = config.http.publicUrl
   const policy = {
     maxSize: config.uploads.maxSize,
     allowedTypes: config.uploads.allowedTypes,
@@ -95,12 +110,13 @@ export async function buildContainer(
   }
   const finishUpload = createFinishUpload({
     uploads: uploadRepository,
-    outbox: new OutboxRepository(knex),
-    jobs: bossJobQueue(boss),
+    batches: batchRepository,
+    outbox: outboxRepository,
+    jobs,
     storage: datastore.storage,
-    transactions: transactionRunner(knex),
+    transactions,
     policy,
-    publicUrl: config.http.publicUrl,
+    publicUrl,
     logger,
   })
   const uploads = new UploadService({
@@ -111,6 +127,7 @@ export async function buildContainer(
     policy: { ...policy, expirationMs: config.uploads.expirationMs },
     storageKeyPrefix: config.storage.backend === 's3' ? config.storage.keyPrefix : '',
   })
+  const operations = new OutboxOperations(outboxRepository, jobs, () => queueStats(boss))
   const tus = createTusHandler({
     datastore,
     uploads,
@@ -122,13 +139,48 @@ export async function buildContainer(
   const app = createApp({
     tus,
     uploads,
-    batches: new BatchService(batchRepository, uploadRepository),
+    batches: new BatchService({
+      batches: batchRepository,
+      uploads: uploadRepository,
+      outbox: outboxRepository,
+      jobs,
+      transactions,
+      publicUrl,
+    }),
+    operations,
     readiness: [
       { name: 'database', check: async () => void (await knex.raw('SELECT 1')) },
       { name: 'storage', check: () => datastore.storage.checkReady() },
     ],
     logger,
   })
+  const handlers: JobHandlers = {
+    'outbox.deliver': outboxDeliverHandler({
+      outbox: outboxRepository,
+      topics: bossTopics(boss),
+      policy: config.outbox,
+      jobs,
+      logger,
+    }),
+    'outbox.sweep': outboxSweepHandler({ outbox: outboxRepository, jobs, logger }),
+    'uploads.purge': uploadsPurgeHandler({
+      uploads: uploadRepository,
+      outbox: outboxRepository,
+      jobs,
+      storage: datastore.storage,
+      transactions,
+      batchSize: config.jobs.purgeBatchSize,
+      failedRetentionMs: config.jobs.failedRetentionMs,
+      logger,
+    }),
+    'uploads.repair': uploadsRepairHandler({
+      uploads: uploadRepository,
+      storage: datastore.storage,
+      finishUpload,
+      batchSize: config.jobs.purgeBatchSize,
+      logger,
+    }),
+  }
   return {
     database,
     boss,
@@ -136,8 +188,12 @@ export async function buildContainer(
     datastore,
     uploads,
     finishUpload,
+    handlers,
+    operations,
+    startWorkers: () => startWorkers(boss, handlers, config.jobs, logger),
     async close() {
-      await boss.stop({ graceful: true, close: true })
+      // graceful: running jobs finish (a delivery in flight is recorded) before pg-boss closes.
+      await boss.stop({ graceful: true, close: true, timeout: 30_000 })
     },
   }
 }

@@ -1,9 +1,11 @@
 import { Hono } from 'hono'
 import type { Logger } from '../lib/logger.ts'
+import type { OutboxOperations } from '../outbox/operations.ts'
 import type { TusHandler } from '../tus/tus-server.ts'
 import type { BatchService } from '../uploads/batch.service.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import { handleError, jsonError } from './errors.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { batchRoutes } from './routes/batches.ts'
 import { fileRoutes } from './routes/files.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
@@ -12,6 +14,7 @@ export interface AppDeps {
   readonly tus: TusHandler
   readonly uploads: UploadService
   readonly batches: BatchService
+  readonly operations: OutboxOperations
   readonly readiness: readonly ReadinessCheck[]
   readonly logger: Logger
 }
@@ -28,6 +31,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route('/api/files', fileRoutes(deps.uploads))
   app.route('/api/batches', batchRoutes(deps.batches))
+  app.route('/api/admin', adminRoutes(deps.operations))
   app.route('/', healthRoutes(deps.readiness))
 
   app.notFound((c) =>

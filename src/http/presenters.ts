@@ -21,7 +21,13 @@ export function presentFile(file: UploadFile) {
 }
 
 export function presentBatch(batch: UploadBatch) {
-  return { id: batch.id, createdAt: batch.createdAt.toISOString() }
+  return {
+    id: batch.id,
+    expectedFiles: batch.expectedFiles,
+    completeRequestedAt: batch.completeRequestedAt?.toISOString() ?? null,
+    completedAt: batch.completedAt?.toISOString() ?? null,
+    createdAt: batch.createdAt.toISOString(),
+  }
 }
 
 export function presentBatchView(view: BatchView) {

@@ -3,11 +3,24 @@ import { fromKnex, PgBoss } from 'pg-boss'
 import type { ConnectionSettings } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { Logger } from '../lib/logger.ts'
-import { JOB_NAMES, type JobName, type JobPayloads } from './names.ts'
+import type { TopicPublisher } from '../outbox/deliver-event.ts'
+import { JOB_NAMES, type JobName, type JobPayloads, QUEUES } from './names.ts'
+
+export interface EnqueueOptions {
+  /** Commit or roll back the job with the caller's writes. */
+  readonly tx?: Transaction
+  /** With a `stately` queue: at most one queued and one active job per key. */
+  readonly singletonKey?: string
+  readonly startAfter?: Date
+}
 
 export interface JobQueue {
-  /** Enqueues a job; inside `tx` it commits or rolls back with the caller's writes. */
-  enqueue<N extends JobName>(name: N, data: JobPayloads[N], tx?: Transaction): Promise<string>
+  /** Resolves with the job id, or null when an equal job (same singletonKey) is already queued. */
+  enqueue<N extends JobName>(
+    name: N,
+    data: JobPayloads[N],
+    options?: EnqueueOptions,
+  ): Promise<string | null>
 }
 
 export function createBoss(connection: ConnectionSettings, logger: Logger): PgBoss {
@@ -30,18 +43,53 @@ export function createBoss(connection: ConnectionSettings, logger: Logger): PgBo
 /** pg-boss creates queues only outside transactions, so every queue exists before any send. */
 export async function startBoss(boss: PgBoss): Promise<void> {
   await boss.start()
+  const existing = new Set((await boss.getQueues()).map((queue) => queue.name))
   for (const name of JOB_NAMES) {
-    await boss.createQueue(name)
+    if (!existing.has(name)) await boss.createQueue(name, { ...QUEUES[name] })
   }
 }
 
 export function bossJobQueue(boss: PgBoss): JobQueue {
   return {
-    async enqueue(name, data, tx) {
-      const options = tx ? { db: fromKnex(tx as unknown as Knex.Transaction) } : {}
-      const id = await boss.send(name, data, options)
-      if (id === null) throw new Error(`pg-boss refused a ${name} job`)
-      return id
+    async enqueue(name, data, options = {}) {
+      return boss.send(name, data, {
+        ...(options.tx ? { db: fromKnex(options.tx as unknown as Knex.Transaction) } : {}),
+        ...(options.singletonKey ? { singletonKey: options.singletonKey } : {}),
+        ...(options.startAfter ? { startAfter: options.startAfter } : {}),
+      })
     },
   }
+}
+
+/** Consumers run pg-boss too and `subscribe(<event type>, <their queue>)`. */
+export function bossTopics(boss: PgBoss): TopicPublisher {
+  return {
+    async publish(envelope) {
+      await boss.publish(envelope.type, envelope)
+    },
+  }
+}
+
+export interface QueueStats {
+  readonly name: string
+  readonly queued: number
+  readonly deferred: number
+  readonly active: number
+  readonly failed: number
+  readonly total: number
+}
+
+/** Sizes of tusbox's own queues, for `tusbox jobs` and /api/admin/outbox. */
+export async function queueStats(boss: PgBoss): Promise<QueueStats[]> {
+  const queues = await boss.getQueues(JOB_NAMES)
+  return queues
+    .map((queue) => ({
+      name: queue.name,
+      queued: queue.queuedCount,
+      deferred: queue.deferredCount,
+      active: queue.activeCount,
+      failed: queue.failedCount,
+      total: queue.totalCount,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name))
 }

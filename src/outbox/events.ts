@@ -1,6 +1,8 @@
 /** Every event type and the shape of its `data`; webhooks and topics carry the same envelope. */
 export interface EventPayloads {
   'file.stored': FileStoredData
+  'file.deleted': FileDeletedData
+  'batch.completed': BatchCompletedData
 }
 
 export type EventType = keyof EventPayloads
@@ -17,6 +19,20 @@ export interface FileStoredData {
   readonly url: string
 }
 
+export interface FileDeletedData {
+  readonly fileId: string
+  readonly batchId: string | null
+  readonly storageKey: string
+  /** Why the bytes went: the file's FILE_UPLOAD_TTL ran out. */
+  readonly reason: 'ttl_expired'
+}
+
+export interface BatchCompletedData {
+  readonly batchId: string
+  readonly fileIds: readonly string[]
+  readonly url: string
+}
+
 export interface NewEvent<T extends EventType = EventType> {
   readonly aggregateType: string
   readonly aggregateId: string
@@ -24,6 +40,15 @@ export interface NewEvent<T extends EventType = EventType> {
   readonly data: EventPayloads[T]
   /** Defaults to `<aggregateType>:<aggregateId>`: one event of a type per aggregate. */
   readonly idempotencyKey?: string
+}
+
+export interface EventEnvelope<T extends EventType = EventType> {
+  readonly id: string
+  readonly type: T
+  readonly occurredAt: string
+  readonly aggregate: { readonly type: string; readonly id: string }
+  readonly idempotencyKey: string
+  readonly data: EventPayloads[T]
 }
 
 export function defaultIdempotencyKey(aggregateType: string, aggregateId: string): string {

@@ -1,11 +1,18 @@
 import type { Knex } from 'knex'
-import type { UploadBatch } from './types.ts'
+import { executor } from '../db/knex.ts'
+import type { Transaction } from '../db/transaction.ts'
+import type { UploadBatch, UploadStatus } from './types.ts'
 
 interface BatchRow {
   id: string
   owner: string | null
+  expected_files: number | null
+  complete_requested_at: Date | null
+  completed_at: Date | null
   created_at: Date
 }
+
+const TABLE = 'upload_batches'
 
 export class BatchRepository {
   readonly #db: Knex
@@ -14,18 +21,69 @@ export class BatchRepository {
     this.#db = db
   }
 
-  async insert(batch: { id: string; owner: string | null }): Promise<UploadBatch> {
-    const [row] = await this.#db<BatchRow>('upload_batches').insert(batch).returning('*')
+  async insert(batch: {
+    id: string
+    owner: string | null
+    expectedFiles: number | null
+  }): Promise<UploadBatch> {
+    const [row] = await this.#db<BatchRow>(TABLE)
+      .insert({ id: batch.id, owner: batch.owner, expected_files: batch.expectedFiles })
+      .returning('*')
     if (!row) throw new Error('inserting an upload_batches row returned nothing')
     return toBatch(row)
   }
 
   async findById(id: string): Promise<UploadBatch | undefined> {
-    const row = await this.#db<BatchRow>('upload_batches').where({ id }).first()
+    const row = await this.#db<BatchRow>(TABLE).where({ id }).first()
     return row && toBatch(row)
+  }
+
+  /** Holds the batch's lock until the transaction ends, so completion is decided once. */
+  async lockById(id: string, tx: Transaction): Promise<UploadBatch | undefined> {
+    const row = await executor(this.#db, tx)<BatchRow>(TABLE).where({ id }).forUpdate().first()
+    return row && toBatch(row)
+  }
+
+  async requestCompletion(id: string, tx: Transaction): Promise<void> {
+    await executor(
+      this.#db,
+      tx,
+    )(TABLE)
+      .where({ id })
+      .whereNull('complete_requested_at')
+      .update({ complete_requested_at: this.#db.fn.now(), updated_at: this.#db.fn.now() })
+  }
+
+  async markCompleted(id: string, tx: Transaction): Promise<void> {
+    await executor(
+      this.#db,
+      tx,
+    )(TABLE)
+      .where({ id })
+      .update({ completed_at: this.#db.fn.now(), updated_at: this.#db.fn.now() })
+  }
+
+  async fileStatuses(
+    batchId: string,
+    tx: Transaction,
+  ): Promise<{ id: string; status: UploadStatus }[]> {
+    return executor(
+      this.#db,
+      tx,
+    )('upload_files')
+      .select('id', 'status')
+      .where({ batch_id: batchId })
+      .orderBy('id')
   }
 }
 
 function toBatch(row: BatchRow): UploadBatch {
-  return { id: row.id, owner: row.owner, createdAt: row.created_at }
+  return {
+    id: row.id,
+    owner: row.owner,
+    expectedFiles: row.expected_files,
+    completeRequestedAt: row.complete_requested_at,
+    completedAt: row.completed_at,
+    createdAt: row.created_at,
+  }
 }

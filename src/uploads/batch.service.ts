@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid'
+import type { TransactionRunner } from '../db/transaction.ts'
 import { AppError } from '../lib/errors.ts'
-import type { BatchRepository } from './batch.repository.ts'
+import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
 import type { UploadBatch, UploadFile } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
@@ -14,24 +15,52 @@ export interface BatchView {
 /** A batch holds at most this many files; the API lists them in one response. */
 export const MAX_FILES_PER_BATCH = 1000
 
-export class BatchService {
-  readonly #batches: BatchRepository
-  readonly #uploads: UploadRepository
+export interface BatchServiceDeps extends BatchCompletionDeps {
+  readonly uploads: UploadRepository
+  readonly transactions: TransactionRunner
+}
 
-  constructor(batches: BatchRepository, uploads: UploadRepository) {
-    this.#batches = batches
-    this.#uploads = uploads
+export class BatchService {
+  readonly #deps: BatchServiceDeps
+
+  constructor(deps: BatchServiceDeps) {
+    this.#deps = deps
   }
 
-  async create(owner: string | null): Promise<UploadBatch> {
-    return this.#batches.insert({ id: uuidv7(), owner })
+  async create(owner: string | null, expectedFiles: number | null): Promise<UploadBatch> {
+    if (
+      expectedFiles !== null &&
+      (!Number.isInteger(expectedFiles) || expectedFiles < 1 || expectedFiles > MAX_FILES_PER_BATCH)
+    ) {
+      throw new AppError(
+        'invalid',
+        'invalid_expected_files',
+        `expectedFiles must be a whole number from 1 to ${MAX_FILES_PER_BATCH}.`,
+      )
+    }
+    return this.#deps.batches.insert({ id: uuidv7(), owner, expectedFiles })
   }
 
   async get(id: string): Promise<BatchView> {
-    const batch = await this.#batches.findById(id)
-    if (!batch) throw new AppError('not_found', 'batch_not_found', `No batch with id ${id}.`)
-    const files = await this.#uploads.list({ batchId: id, limit: MAX_FILES_PER_BATCH })
+    const batch = await this.#existing(id)
+    const files = await this.#deps.uploads.list({ batchId: id, limit: MAX_FILES_PER_BATCH })
     const allStored = files.length > 0 && files.every((file) => file.status === 'STORED')
     return { batch, files, allStored }
+  }
+
+  /** No more files are coming: batch.completed follows once every file is STORED. Idempotent. */
+  async requestCompletion(id: string): Promise<BatchView> {
+    await this.#existing(id)
+    await this.#deps.transactions.inTransaction(async (tx) => {
+      await this.#deps.batches.requestCompletion(id, tx)
+      await completeBatchIfReady(this.#deps, id, tx)
+    })
+    return this.get(id)
+  }
+
+  async #existing(id: string): Promise<UploadBatch> {
+    const batch = await this.#deps.batches.findById(id)
+    if (!batch) throw new AppError('not_found', 'batch_not_found', `No batch with id ${id}.`)
+    return batch
   }
 }

@@ -3,6 +3,8 @@ import type { JobQueue } from '../jobs/boss.ts'
 import { AppError, type ErrorKind } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { OutboxRepository } from '../outbox/outbox.repository.ts'
+import type { BatchRepository } from './batch.repository.ts'
+import { completeBatchIfReady } from './batch-completion.ts'
 import {
   contradictsDeclaredType,
   detectContentType,
@@ -20,6 +22,7 @@ export interface UploadPolicy {
 
 export interface FinishUploadDeps {
   readonly uploads: UploadRepository
+  readonly batches: BatchRepository
   readonly outbox: OutboxRepository
   readonly jobs: JobQueue
   readonly storage: UploadStorage
@@ -161,7 +164,9 @@ async function markStored(
       },
       tx,
     )
-    if (eventId) await deps.jobs.enqueue('outbox.deliver', { eventId }, tx)
+    if (eventId)
+      await deps.jobs.enqueue('outbox.deliver', { eventId }, { tx, singletonKey: eventId })
+    if (file.batchId) await completeBatchIfReady(deps, file.batchId, tx)
     return { file: stored, storedNow: true }
   })
   if (outcome.storedNow) {

@@ -30,6 +30,12 @@ export interface UploadFile {
 export interface UploadBatch {
   readonly id: string
   readonly owner: string | null
+  /** Declared at creation: the batch completes once this many files are STORED. */
+  readonly expectedFiles: number | null
+  /** Set by POST /api/batches/:id/complete: no more files are coming. */
+  readonly completeRequestedAt: Date | null
+  /** When batch.completed was recorded. */
+  readonly completedAt: Date | null
   readonly createdAt: Date
 }
 

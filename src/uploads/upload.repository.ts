@@ -141,6 +141,77 @@ export class UploadRepository {
       .update({ expires_at: expiresAt, updated_at: this.#db.fn.now() })
   }
 
+  /**
+   * Locks up to `limit` rows in `status` whose expires_at has passed, skipping rows another
+   * worker holds: concurrent purges take disjoint sets and never delete twice.
+   */
+  async lockExpired(
+    status: UploadStatus,
+    now: Date,
+    limit: number,
+    tx: Transaction,
+  ): Promise<UploadFile[]> {
+    const rows = await executor(
+      this.#db,
+      tx,
+    )<UploadRow>(TABLE)
+      .where({ status })
+      .andWhere('expires_at', '<', now)
+      .orderBy('expires_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+    return rows.map(toUploadFile)
+  }
+
+  async lockFailedBefore(cutoff: Date, limit: number, tx: Transaction): Promise<UploadFile[]> {
+    const rows = await executor(
+      this.#db,
+      tx,
+    )<UploadRow>(TABLE)
+      .where({ status: 'FAILED' })
+      .andWhere('updated_at', '<', cutoff)
+      .orderBy('updated_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+    return rows.map(toUploadFile)
+  }
+
+  async markExpired(ids: readonly string[], tx: Transaction): Promise<void> {
+    if (ids.length === 0) return
+    await executor(
+      this.#db,
+      tx,
+    )(TABLE)
+      .whereIn('id', ids)
+      .update({ status: 'EXPIRED', expires_at: null, updated_at: this.#db.fn.now() })
+  }
+
+  async deleteRows(ids: readonly string[], tx: Transaction): Promise<void> {
+    if (ids.length === 0) return
+    await executor(this.#db, tx)(TABLE).whereIn('id', ids).delete()
+  }
+
+  /** UPLOADING rows idle since before `idleBefore` and not checked since their last activity. */
+  async repairCandidates(idleBefore: Date, limit: number): Promise<UploadFile[]> {
+    const rows = await this.#db<UploadRow>(TABLE)
+      .where({ status: 'UPLOADING' })
+      .andWhere('updated_at', '<', idleBefore)
+      .andWhere((query) =>
+        query.whereNull('repair_checked_at').orWhereRaw('repair_checked_at < updated_at'),
+      )
+      .orderBy('updated_at')
+      .limit(limit)
+    return rows.map(toUploadFile)
+  }
+
+  /** Leaves updated_at alone: it measures the client's activity, not ours. */
+  async markRepairChecked(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.#db(TABLE).whereIn('id', ids).update({ repair_checked_at: this.#db.fn.now() })
+  }
+
   async countInBatch(batchId: string): Promise<number> {
     const [row] = await this.#db(TABLE)
       .where({ batch_id: batchId })

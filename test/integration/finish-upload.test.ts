@@ -4,6 +4,7 @@ import { transactionRunner } from '../../src/db/knex.ts'
 import { bossJobQueue } from '../../src/jobs/boss.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { OutboxRepository } from '../../src/outbox/outbox.repository.ts'
+import { BatchRepository } from '../../src/uploads/batch.repository.ts'
 import { createFinishUpload, type FinishUpload } from '../../src/uploads/finish-upload.ts'
 import { UploadRepository } from '../../src/uploads/upload.repository.ts'
 import { elfBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
@@ -44,6 +45,7 @@ describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
     const { knex, container, config } = server
     return createFinishUpload({
       uploads: new UploadRepository(knex),
+      batches: new BatchRepository(knex),
       outbox: new OutboxRepository(knex),
       jobs: bossJobQueue(container.boss),
       storage: container.datastore.storage,

@@ -19,6 +19,18 @@ describe('loadConfig', () => {
         expirationMs: 24 * 3_600_000,
         storedTtlMs: null,
       },
+      outbox: {
+        webhookUrls: [],
+        webhookSecret: undefined,
+        webhookTimeoutMs: 10_000,
+        maxAttempts: 10,
+      },
+      jobs: {
+        concurrency: 4,
+        purgeSchedule: '0 * * * *',
+        purgeBatchSize: 500,
+        failedRetentionMs: 7 * 86_400_000,
+      },
       logLevel: 'info',
     })
     expect(Object.isFrozen(config)).toBe(true)
@@ -149,5 +161,23 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ S3_PART_SIZE: '1048576' })).toThrow(
       /S3_PART_SIZE="1048576": must be at least 5242880/,
     )
+  })
+
+  it('requires WEBHOOK_SECRET with WEBHOOK_URLS and refuses URLs that are not http(s)', () => {
+    expect(() => loadConfig({ WEBHOOK_URLS: 'https://a.example/hook, ftp://b.example' })).toThrow(
+      expect.objectContaining({
+        problems: [
+          'WEBHOOK_URLS="https://a.example/hook, ftp://b.example": must be http(s) URLs separated by commas; not understood: ftp://b.example',
+          'WEBHOOK_SECRET=(unset): is required when WEBHOOK_URLS is set: every webhook is signed with it',
+        ],
+      }),
+    )
+    const config = loadConfig({
+      WEBHOOK_URLS: 'https://a.example/hook,https://b.example/hook,https://a.example/hook',
+      WEBHOOK_SECRET: 'a-secret-of-sixteen',
+      PURGE_SCHEDULE: '*/15 * * * *',
+    })
+    expect(config.outbox.webhookUrls).toEqual(['https://a.example/hook', 'https://b.example/hook'])
+    expect(config.jobs.purgeSchedule).toBe('*/15 * * * *')
   })
 })

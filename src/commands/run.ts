@@ -1,0 +1,105 @@
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { type Config, loadConfig } from '../config.ts'
+import { buildContainer, type Container, type Database, openDatabase } from '../container.ts'
+import type { ConnectionSettings } from '../db/knex.ts'
+import type { Logger } from '../lib/logger.ts'
+import { Lifecycle } from '../lib/shutdown.ts'
+
+type Server = ReturnType<typeof serve>
+
+/** What a long-running command starts: the HTTP API, the workers, or both in one process. */
+export interface Roles {
+  readonly http: boolean
+  readonly worker: boolean
+}
+
+/**
+ * Starts the roles and stays up until SIGINT/SIGTERM. On any start-up failure, everything
+ * already started is stopped again, the embedded PostgreSQL included.
+ */
+export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
+  const config = loadConfig()
+  const lifecycle = new Lifecycle(logger)
+  lifecycle.exitOnSignals()
+  try {
+    const { database, container } = await startContainer(config, logger, lifecycle)
+    if (roles.worker) {
+      await container.startWorkers()
+      logger.info('tusbox worker is running', { concurrency: config.jobs.concurrency })
+    }
+    if (roles.http) {
+      const server = await listen(container.app.fetch, config.http.host, config.http.port)
+      await lifecycle.started('http server', () => closeServer(server))
+      const { port } = server.address() as AddressInfo
+      logger.info('tusbox is listening', {
+        url: `http://${config.http.host}:${port}`,
+        tusEndpoint: `http://${config.http.host}:${port}/files`,
+        database: describeDatabase(database.connection),
+      })
+    }
+  } catch (error) {
+    await lifecycle.stop()
+    throw error
+  }
+}
+
+/** For one-shot commands: the container, handed to `work`, then everything stopped. */
+export async function withContainer<T>(
+  logger: Logger,
+  work: (container: Container) => Promise<T>,
+): Promise<T> {
+  const lifecycle = new Lifecycle(logger)
+  try {
+    const { container } = await startContainer(loadConfig(), logger, lifecycle)
+    return await work(container)
+  } finally {
+    await lifecycle.stop()
+  }
+}
+
+async function startContainer(config: Config, logger: Logger, lifecycle: Lifecycle) {
+  const database: Database = await openDatabase(config, logger)
+  await lifecycle.started('database', () => database.close())
+  const container = await buildContainer(config, logger, database)
+  await lifecycle.started('jobs', () => container.close())
+  return { database, container }
+}
+
+async function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  hostname: string,
+  port: number,
+): Promise<Server> {
+  const server = serve({ fetch, hostname, port })
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve)
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(
+              `${hostname}:${port} is already in use: stop what listens there, or set PORT.`,
+            )
+          : error,
+      ),
+    )
+  })
+  return server
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()))
+    if ('closeIdleConnections' in server) server.closeIdleConnections()
+  })
+}
+
+/** Where the data lives, without the password: enough to connect with psql. */
+function describeDatabase(connection: ConnectionSettings): string {
+  if (typeof connection === 'string') {
+    const url = new URL(connection)
+    url.password = ''
+    return url.toString()
+  }
+  return `postgres://${connection.user}@${connection.host}:${connection.port}/${connection.database} (embedded; password in EMBEDDED_POSTGRES_DIR/tusbox-password)`
+}

@@ -1,0 +1,5 @@
+import { type RepairDeps, repairStalledUploads } from '../../uploads/repair.ts'
+
+export function uploadsRepairHandler(deps: RepairDeps) {
+  return () => repairStalledUploads(deps)
+}

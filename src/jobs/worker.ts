@@ -1,0 +1,54 @@
+import type { PgBoss } from 'pg-boss'
+import type { Logger } from '../lib/logger.ts'
+import { FIXED_SCHEDULES, type JobName, type JobPayloads } from './names.ts'
+
+export type JobHandlers = {
+  readonly [N in JobName]: (data: JobPayloads[N]) => Promise<unknown>
+}
+
+export interface WorkerSettings {
+  readonly concurrency: number
+  readonly purgeSchedule: string
+}
+
+/** Workers ask for new jobs this often when idle; a sent job wakes nobody sooner. */
+const POLLING_INTERVAL_SECONDS = 1
+
+/**
+ * Registers a pg-boss worker for every queue and the schedules of the periodic jobs. Any number
+ * of processes may do this: pg-boss hands each job to one of them, and sends each scheduled job
+ * once per tick whatever the number of schedulers.
+ */
+export async function startWorkers(
+  boss: PgBoss,
+  handlers: JobHandlers,
+  settings: WorkerSettings,
+  logger: Logger,
+): Promise<void> {
+  const schedules: Partial<Record<JobName, string>> = {
+    ...FIXED_SCHEDULES,
+    'uploads.purge': settings.purgeSchedule,
+  }
+  for (const name of Object.keys(handlers) as JobName[]) {
+    const handle = handlers[name] as (data: unknown) => Promise<unknown>
+    await boss.work(
+      name,
+      {
+        batchSize: 1,
+        localConcurrency: settings.concurrency,
+        pollingIntervalSeconds: POLLING_INTERVAL_SECONDS,
+      },
+      async ([job]) => {
+        if (!job) return
+        try {
+          return await handle(job.data)
+        } catch (error) {
+          logger.error('job failed', { job: name, jobId: job.id, error })
+          throw error
+        }
+      },
+    )
+    const cron = schedules[name]
+    if (cron) await boss.schedule(name, cron, {})
+  }
+}

@@ -1,0 +1,45 @@
+import type { Logger } from '../lib/logger.ts'
+import type { FinishUpload } from './finish-upload.ts'
+import type { UploadStorage } from './types.ts'
+import type { UploadRepository } from './upload.repository.ts'
+
+export interface RepairDeps {
+  readonly uploads: UploadRepository
+  readonly storage: UploadStorage
+  readonly finishUpload: FinishUpload
+  readonly batchSize: number
+  readonly logger: Logger
+  readonly now?: () => number
+}
+
+/** An upload this long without activity is no longer in the middle of its last PATCH. */
+export const REPAIR_IDLE_MS = 60_000
+
+/**
+ * Finishes UPLOADING rows whose bytes are all in the store: the server died in or before the
+ * finish step, and @tus/server never runs onUploadFinish again. The same idempotent finish code
+ * runs, so a repair racing a client's HEAD still gives one event.
+ */
+export async function repairStalledUploads(
+  deps: RepairDeps,
+): Promise<{ checked: number; finished: number }> {
+  const idleBefore = new Date((deps.now?.() ?? Date.now()) - REPAIR_IDLE_MS)
+  const candidates = await deps.uploads.repairCandidates(idleBefore, deps.batchSize)
+  let finished = 0
+  for (const file of candidates) {
+    try {
+      const progress = await deps.storage.progress(file.storageKey)
+      if (progress?.size === undefined || progress.offset < progress.size) continue
+      const result = await deps.finishUpload(file.id)
+      finished++
+      deps.logger.info('repaired an upload whose finish step never ran', {
+        uploadId: file.id,
+        status: result.status,
+      })
+    } catch (error) {
+      deps.logger.warn('could not repair an upload', { uploadId: file.id, error })
+    }
+  }
+  await deps.uploads.markRepairChecked(candidates.map((file) => file.id))
+  return { checked: candidates.length, finished }
+}
