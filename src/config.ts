@@ -162,11 +162,10 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
       'must be set together with its pair, or both left unset for the SDK credential chain',
     )
   }
-  if (
-    Array.isArray(settings.WEBHOOK_URLS) &&
-    settings.WEBHOOK_URLS.length > 0 &&
-    !settings.WEBHOOK_SECRET
-  ) {
+  // Parsed, WEBHOOK_URLS is a list; when it did not parse, zod leaves a placeholder instead.
+  const webhooks = settings.WEBHOOK_URLS
+  const webhooksSet = Array.isArray(webhooks) ? webhooks.length > 0 : webhooks !== undefined
+  if (webhooksSet && !settings.WEBHOOK_SECRET) {
     problem(
       'WEBHOOK_SECRET',
       'is required when WEBHOOK_URLS is set: every webhook is signed with it',
