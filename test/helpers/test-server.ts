@@ -26,6 +26,7 @@ export interface TestServer {
 export async function startTestServer(
   env: Record<string, string> = {},
   store: TestStore = TEST_STORES[0] as TestStore,
+  options: { readonly workers?: boolean } = {},
 ): Promise<TestServer> {
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
   let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
@@ -51,6 +52,7 @@ export async function startTestServer(
   const databaseConnection = await openDatabase(config, logger)
   const container = await buildContainer(config, logger, databaseConnection)
   fetchHandler = container.app.fetch
+  if (options.workers) await container.startWorkers()
   return {
     url,
     tusEndpoint: `${url}/files`,
