@@ -2,8 +2,13 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-/** What the receiver does with the next requests: accept, fail with 500, or never answer. */
-export type ReceiverMode = 'accept' | 'fail' | 'hang'
+/**
+ * What the receiver does with the next requests: accept, accept after 50 ms (a slow endpoint,
+ * which widens the window for overlapping deliveries), fail with 500, or never answer.
+ */
+export type ReceiverMode = 'accept' | 'slow' | 'fail' | 'hang'
+
+const SLOW_ENDPOINT_MS = 50
 
 export interface ReceivedWebhook {
   readonly eventId: string
@@ -82,7 +87,7 @@ export class WebhookReceiver {
     this.#inFlight.set(eventId, inFlight)
     this.maxInFlightPerEvent = Math.max(this.maxInFlightPerEvent, inFlight)
     const mode = this.mode
-    const answeredWith = mode === 'accept' ? 200 : mode === 'fail' ? 500 : 'nothing'
+    const answeredWith = mode === 'fail' ? 500 : mode === 'hang' ? 'nothing' : 200
     this.received.push({
       eventId,
       eventType: String(request.headers['tusbox-event-type']),
@@ -97,6 +102,7 @@ export class WebhookReceiver {
       this.#notify()
       return
     }
+    if (mode === 'slow') await new Promise((resolve) => setTimeout(resolve, SLOW_ENDPOINT_MS))
     if (answeredWith === 200) this.accepted.add(eventId)
     response.writeHead(answeredWith).end()
     this.#finish(eventId)
