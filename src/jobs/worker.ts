@@ -1,9 +1,20 @@
 import type { PgBoss } from 'pg-boss'
 import type { Logger } from '../lib/logger.ts'
+import type { PurgeReport } from '../uploads/purge.ts'
+import type { RepairReport } from '../uploads/repair.ts'
+import type { DeliverJobResult } from './handlers/outbox-deliver.ts'
 import { FIXED_SCHEDULES, type JobName, type JobPayloads } from './names.ts'
 
+/** What each job's handler reports back (pg-boss keeps it as the job's output). */
+export interface JobResults {
+  'outbox.deliver': DeliverJobResult
+  'outbox.sweep': number
+  'uploads.purge': PurgeReport
+  'uploads.repair': RepairReport
+}
+
 export type JobHandlers = {
-  readonly [N in JobName]: (data: JobPayloads[N]) => Promise<unknown>
+  readonly [N in JobName]: (data: JobPayloads[N]) => Promise<JobResults[N]>
 }
 
 export interface WorkerSettings {

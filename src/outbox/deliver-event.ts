@@ -51,7 +51,7 @@ export async function deliverEvent(
   eventId: string,
 ): Promise<DeliveryOutcome> {
   const event = await deps.outbox.find(eventId)
-  if (!event || event.status !== 'pending') return { event, retryAt: undefined }
+  if (event?.status !== 'pending') return { event, retryAt: undefined }
   await deps.outbox.ensureDeliveries(eventId, destinationsOf(deps.policy))
   const now = deps.now?.() ?? Date.now()
   for (const delivery of await deps.outbox.deliveries(eventId)) {

@@ -12,6 +12,11 @@ export interface RepairDeps {
   readonly now?: () => number
 }
 
+export interface RepairReport {
+  readonly checked: number
+  readonly finished: number
+}
+
 /** An upload this long without activity is no longer in the middle of its last PATCH. */
 export const REPAIR_IDLE_MS = 60_000
 
@@ -20,9 +25,7 @@ export const REPAIR_IDLE_MS = 60_000
  * finish step, and @tus/server never runs onUploadFinish again. The same idempotent finish code
  * runs, so a repair racing a client's HEAD still gives one event.
  */
-export async function repairStalledUploads(
-  deps: RepairDeps,
-): Promise<{ checked: number; finished: number }> {
+export async function repairStalledUploads(deps: RepairDeps): Promise<RepairReport> {
   const idleBefore = new Date((deps.now?.() ?? Date.now()) - REPAIR_IDLE_MS)
   const candidates = await deps.uploads.repairCandidates(idleBefore, deps.batchSize)
   let finished = 0

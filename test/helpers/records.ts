@@ -1,4 +1,6 @@
 import type { Knex } from 'knex'
+import { expect } from 'vitest'
+import { sha256 } from './fixtures.ts'
 
 /** What the database holds for one upload: its row, its events, its delivery jobs. */
 export async function recordsFor(knex: Knex, fileId: string) {
@@ -12,6 +14,15 @@ export async function recordsFor(knex: Knex, fileId: string) {
     .where({ name: 'outbox.deliver' })
     .whereRaw("data->>'eventId' = ANY(?)", [eventIds])
   return { file, events, jobs }
+}
+
+/** The upload is STORED with exactly these bytes' sha256, one event and one delivery job. */
+export async function expectStoredOnce(knex: Knex, fileId: string, bytes: Uint8Array) {
+  const { file, events, jobs } = await recordsFor(knex, fileId)
+  expect(file.status).toBe('STORED')
+  expect(file.sha256).toBe(sha256(bytes))
+  expect(events).toHaveLength(1)
+  expect(jobs).toHaveLength(1)
 }
 
 export async function countRows(knex: Knex, table: string): Promise<number> {

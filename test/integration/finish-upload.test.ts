@@ -8,7 +8,7 @@ import { BatchRepository } from '../../src/uploads/batch.repository.ts'
 import { createFinishUpload, type FinishUpload } from '../../src/uploads/finish-upload.ts'
 import { UploadRepository } from '../../src/uploads/upload.repository.ts'
 import { elfBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
-import { recordsFor } from '../helpers/records.ts'
+import { expectStoredOnce, recordsFor } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { createUpload, TUS } from '../helpers/tus-requests.ts'
@@ -139,11 +139,7 @@ describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
 
     expect(head.status).toBe(200)
     expect(head.headers.get('upload-offset')).toBe(String(bytes.length))
-    const { file, events, jobs } = await recordsFor(server.knex, id)
-    expect(file.status).toBe('STORED')
-    expect(file.sha256).toBe(sha256(bytes))
-    expect(events).toHaveLength(1)
-    expect(jobs).toHaveLength(1)
+    await expectStoredOnce(server.knex, id, bytes)
   })
 
   it('answers that HEAD with 410 and the reason when the finished bytes are not allowed', async () => {
