@@ -175,6 +175,11 @@ export async function buildContainer(
     }),
     'uploads.repair': uploadsRepairHandler({
       uploads: uploadRepository,
+      batches: batchRepository,
+      outbox: outboxRepository,
+      jobs,
+      transactions,
+      publicUrl,
       storage: datastore.storage,
       finishUpload,
       batchSize: config.jobs.purgeBatchSize,

@@ -63,6 +63,30 @@ export class BatchRepository {
       .update({ completed_at: this.#db.fn.now(), updated_at: this.#db.fn.now() })
   }
 
+  /**
+   * Declared batches not yet completed in which nothing is uploading or failed and something is
+   * STORED: a file left such a batch (deleted, expired) after its last file was stored.
+   */
+  async readyToComplete(limit: number): Promise<string[]> {
+    const rows = await this.#db<BatchRow>(`${TABLE} as batch`)
+      .select('batch.id')
+      .whereNull('batch.completed_at')
+      .andWhere((query) =>
+        query.whereNotNull('batch.complete_requested_at').orWhereNotNull('batch.expected_files'),
+      )
+      .whereNotExists(
+        this.#db('upload_files')
+          .whereRaw('batch_id = batch.id')
+          .whereIn('status', ['UPLOADING', 'FAILED']),
+      )
+      .whereExists(
+        this.#db('upload_files').whereRaw('batch_id = batch.id').where({ status: 'STORED' }),
+      )
+      .orderBy('batch.id')
+      .limit(limit)
+    return rows.map((row) => row.id)
+  }
+
   async fileStatuses(
     batchId: string,
     tx: Transaction,

@@ -86,8 +86,14 @@ export class UploadService {
   }
 
   async #checkBatchAccepts(batchId: string): Promise<void> {
-    if (!(await this.#deps.batches.findById(batchId))) {
-      throw new AppError('invalid', 'unknown_batch', `No batch with id ${batchId}.`)
+    const batch = await this.#deps.batches.findById(batchId)
+    if (!batch) throw new AppError('invalid', 'unknown_batch', `No batch with id ${batchId}.`)
+    if (batch.completeRequestedAt || batch.completedAt) {
+      throw new AppError(
+        'conflict',
+        'batch_closed',
+        `Batch ${batchId} is complete or was declared complete, and takes no more files; create a new batch.`,
+      )
     }
     if ((await this.#deps.uploads.countInBatch(batchId)) >= MAX_FILES_PER_BATCH) {
       throw new AppError(

@@ -139,7 +139,7 @@ describe.each(TEST_STORES)('purge and repair on the $name store', (store) => {
     const second = await repair()
 
     expect(first.finished).toBe(1)
-    expect(second).toEqual({ checked: 0, finished: 0 })
+    expect(second).toEqual({ checked: 0, finished: 0, batchesCompleted: 0 })
     await expectStoredOnce(server.knex, id, bytes)
   })
 

@@ -1,5 +1,5 @@
-import { type RepairDeps, repairStalledUploads } from '../../uploads/repair.ts'
+import { type RepairDeps, repair } from '../../uploads/repair.ts'
 
 export function uploadsRepairHandler(deps: RepairDeps) {
-  return () => repairStalledUploads(deps)
+  return () => repair(deps)
 }
