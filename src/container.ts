@@ -122,6 +122,10 @@ export async function buildContainer(
   const uploads = new UploadService({
     uploads: uploadRepository,
     batches: batchRepository,
+    outbox: outboxRepository,
+    jobs,
+    transactions,
+    publicUrl,
     storage: datastore.storage,
     finishUpload,
     policy: { ...policy, expirationMs: config.uploads.expirationMs },

@@ -23,8 +23,8 @@ export interface FileDeletedData {
   readonly fileId: string
   readonly batchId: string | null
   readonly storageKey: string
-  /** Why the bytes went: the file's FILE_UPLOAD_TTL ran out. */
-  readonly reason: 'ttl_expired'
+  /** Why the bytes went: the file's FILE_UPLOAD_TTL ran out, or it was deleted through the API or tus. */
+  readonly reason: 'ttl_expired' | 'deleted'
 }
 
 export interface BatchCompletedData {

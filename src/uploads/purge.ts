@@ -2,6 +2,7 @@ import type { Transaction, TransactionRunner } from '../db/transaction.ts'
 import type { JobQueue } from '../jobs/boss.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { OutboxRepository } from '../outbox/outbox.repository.ts'
+import { recordFileDeleted } from './file-deleted.ts'
 import type { UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
@@ -78,22 +79,7 @@ async function deleteOutlived(deps: PurgeDeps, now: Date, tx: Transaction): Prom
   const removed = await removeBytes(deps, rows)
   for (const file of removed) {
     await deps.uploads.markDeleted(file.id, tx)
-    const eventId = await deps.outbox.recordOnce(
-      {
-        aggregateType: 'UploadFile',
-        aggregateId: file.id,
-        type: 'file.deleted',
-        data: {
-          fileId: file.id,
-          batchId: file.batchId,
-          storageKey: file.storageKey,
-          reason: 'ttl_expired',
-        },
-      },
-      tx,
-    )
-    if (eventId)
-      await deps.jobs.enqueue('outbox.deliver', { eventId }, { tx, singletonKey: eventId })
+    await recordFileDeleted(deps, file, 'ttl_expired', tx)
   }
   return { locked: rows.length, done: removed.length }
 }

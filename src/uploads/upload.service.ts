@@ -1,17 +1,19 @@
 import type { Readable } from 'node:stream'
+import type { TransactionRunner } from '../db/transaction.ts'
 import { AppError } from '../lib/errors.ts'
-import type { BatchRepository } from './batch.repository.ts'
 import { MAX_FILES_PER_BATCH } from './batch.service.ts'
+import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
 import { isAllowedType } from './content-type.ts'
+import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
 import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
 import type { ByteRange, DownloadHeaders, UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 import { readUploadFields } from './upload-metadata.ts'
 
-export interface UploadServiceDeps {
+export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps {
   readonly uploads: UploadRepository
-  readonly batches: BatchRepository
+  readonly transactions: TransactionRunner
   readonly storage: UploadStorage
   readonly finishUpload: FinishUpload
   readonly policy: UploadPolicy & { readonly expirationMs: number }
@@ -166,7 +168,7 @@ export class UploadService {
 
   /** Called after tus removed the bytes of a terminated upload. */
   async markTerminated(storageKey: string): Promise<void> {
-    await this.#deps.uploads.markDeleted(idOf(storageKey))
+    await this.#markDeleted(await this.#existing(idOf(storageKey)))
   }
 
   async get(id: string): Promise<UploadFile> {
@@ -188,7 +190,20 @@ export class UploadService {
       )
     }
     await this.#deps.storage.remove(file.storageKey)
-    return this.#deps.uploads.markDeleted(id)
+    return this.#markDeleted(file)
+  }
+
+  /**
+   * A file announced as stored is announced as deleted; and the batch it leaves may now have
+   * every remaining file stored.
+   */
+  #markDeleted(file: UploadFile): Promise<UploadFile> {
+    return this.#deps.transactions.inTransaction(async (tx) => {
+      const deleted = await this.#deps.uploads.markDeleted(file.id, tx)
+      if (file.status === 'STORED') await recordFileDeleted(this.#deps, file, 'deleted', tx)
+      if (file.batchId) await completeBatchIfReady(this.#deps, file.batchId, tx)
+      return deleted
+    })
   }
 
   /** A file whose bytes can be downloaded; anything else answers 409. */

@@ -5,10 +5,9 @@ import { sha256 } from './fixtures.ts'
 /** What the database holds for one upload: its row, its events, its delivery jobs. */
 export async function recordsFor(knex: Knex, fileId: string) {
   const file = await knex('upload_files').where({ id: fileId }).first()
-  const events = await knex('outbox_events').where({
-    aggregate_type: 'UploadFile',
-    aggregate_id: fileId,
-  })
+  const events = await knex('outbox_events')
+    .where({ aggregate_type: 'UploadFile', aggregate_id: fileId })
+    .orderBy('id')
   const eventIds = events.map((event: { id: string }) => event.id)
   const jobs = await knex('pgboss.job')
     .where({ name: 'outbox.deliver' })

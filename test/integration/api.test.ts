@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { csvBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { recordsFor } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
@@ -155,7 +156,7 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
     await multiple.arrayBuffer()
   })
 
-  it('deletes a file: bytes gone, row DELETED, content and a second delete 410', async () => {
+  it('deletes a file: bytes gone, row DELETED, file.deleted recorded once, content and a second delete 410', async () => {
     const { id } = await uploadWithTus(server.tusEndpoint, pngBytes(5_000), {
       metadata: { filename: 'd.png' },
     })
@@ -166,6 +167,12 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
     expect(deleted.status).toBe(200)
     expect(await deleted.json()).toMatchObject({ id, status: 'DELETED' })
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+    const { events } = await recordsFor(server.knex, id)
+    expect(events.map((event: { event_type: string }) => event.event_type)).toEqual([
+      'file.stored',
+      'file.deleted',
+    ])
+    expect(events[1].payload).toMatchObject({ fileId: id, reason: 'deleted' })
 
     const content = await api(`/api/files/${id}/content`)
     expect(content.status).toBe(410)
@@ -186,6 +193,7 @@ describe.each(TEST_STORES)('the JSON API on the $name store', (store) => {
 
     expect(deleted.status).toBe(200)
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+    expect((await recordsFor(server.knex, id)).events).toEqual([])
     const resumed = await patchUpload(url, 1024 * 1024, bytes.subarray(1024 * 1024))
     expect(resumed.status).toBe(410)
     expect((await errorOf(resumed)).code).toBe('upload_gone')
