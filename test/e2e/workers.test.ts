@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,36 +11,11 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
+import { logLine, sharedSettings, spawnTusbox } from '../helpers/tusbox-process.ts'
 import { waitUntil } from '../helpers/wait.ts'
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts'
 
 const SECRET = 'test-webhook-secret-0123456789'
-const BIN = path.resolve(import.meta.dirname, '../../bin/tusbox.js')
-
-/** tusbox as ops run it: `node bin/tusbox.js <command>` in a process of its own. */
-function spawnTusbox(command: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [BIN, command], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-}
-
-/** Resolves with the first JSON log line whose message is `message`. */
-function logLine(child: ChildProcess, message: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buffer = ''
-    child.stderr?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (const line of buffer.split('\n')) {
-        if (line.includes(`"message":"${message}"`)) resolve(JSON.parse(line))
-      }
-    })
-    child.once('exit', (code) =>
-      reject(new Error(`tusbox exited (${code}) before logging "${message}":\n${buffer}`)),
-    )
-  })
-}
-
 async function eventIdOf(server: { knex: TestServer['knex'] }, fileId: string): Promise<string> {
   const event = await server
     .knex('outbox_events')
@@ -97,12 +72,8 @@ describe('pg-boss workers delivering events', () => {
       metadata: { filename: 'k.png' },
     })
     const eventId = await eventIdOf(server, id)
-    const { storage, database } = server.config
-    if (database.kind !== 'external' || storage.backend !== 'file')
-      throw new Error('unexpected test config')
-    child = spawnTusbox('worker', {
-      DATABASE_URL: database.url,
-      FILE_STORE_DIR: storage.directory,
+    child = spawnTusbox(['worker'], {
+      ...sharedSettings(server.config),
       WEBHOOK_URLS: webhookUrl,
       WEBHOOK_SECRET: SECRET,
     })
@@ -174,7 +145,7 @@ describe('tusbox start', () => {
 
   it('serves uploads and delivers their events from one process, and stops cleanly on SIGTERM', async () => {
     const webhookUrl = await receiver.start()
-    const child = spawnTusbox('start', {
+    const child = spawnTusbox(['start'], {
       DATABASE_URL: database.url,
       FILE_STORE_DIR: directory,
       PORT: '0',

@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pngBytes } from '../helpers/fixtures.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { uploadWithTus } from '../helpers/tus-client.ts'
+import { runTusbox, sharedSettings } from '../helpers/tusbox-process.ts'
+import { WebhookReceiver } from '../helpers/webhook-receiver.ts'
+
+const SECRET = 'ops-commands-webhook-secret'
+
+describe('the ops commands, run as separate processes', () => {
+  const receiver = new WebhookReceiver(SECRET)
+  let server: TestServer
+  let env: Record<string, string>
+
+  beforeAll(async () => {
+    const webhookUrl = await receiver.start()
+    server = await startTestServer({
+      WEBHOOK_URLS: webhookUrl,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_MAX_ATTEMPTS: '1',
+    })
+    env = {
+      ...sharedSettings(server.config),
+      WEBHOOK_URLS: webhookUrl,
+      WEBHOOK_SECRET: SECRET,
+      LOG_LEVEL: 'silent',
+    }
+  })
+
+  afterAll(async () => {
+    await server?.close()
+    await receiver.stop()
+  })
+
+  async function json(args: readonly string[]) {
+    const result = await runTusbox(args, env)
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    return JSON.parse(result.stdout)
+  }
+
+  async function deadEvent(): Promise<string> {
+    receiver.mode = 'fail'
+    const { id } = await uploadWithTus(server.tusEndpoint, pngBytes(2_000), {
+      metadata: { filename: 'ops.png' },
+    })
+    const event = await server.knex('outbox_events').where({ aggregate_id: id }).first()
+    await server.container.handlers['outbox.deliver']({ eventId: event.id })
+    receiver.mode = 'accept'
+    return event.id as string
+  }
+
+  it('reports the dead event in outbox stats, and redrive --dead queues it again', async () => {
+    const eventId = await deadEvent()
+
+    expect(await json(['outbox', 'stats'])).toMatchObject({ pending: 0, dead: 1 })
+    expect(await json(['outbox', 'redrive', '--dead'])).toEqual({
+      redriven: 1,
+      eventIds: [eventId],
+    })
+    const after = await json(['outbox', 'stats'])
+    expect(after).toMatchObject({ pending: 1, dead: 0 })
+    expect(after.oldestPendingAgeSeconds).toBeGreaterThanOrEqual(0)
+  })
+
+  it('lists every queue with its sizes in tusbox jobs', async () => {
+    const queues = (await json(['jobs'])) as { name: string; queued: number; failed: number }[]
+
+    expect(queues.map((queue) => queue.name)).toEqual(
+      expect.arrayContaining(['outbox.deliver', 'outbox.sweep', 'uploads.purge', 'uploads.repair']),
+    )
+    for (const queue of queues) expect(queue.failed).toBeGreaterThanOrEqual(0)
+  })
+
+  it('prints what tusbox purge did', async () => {
+    expect(await json(['purge'])).toEqual({ expired: 0, deleted: 0, failedRemoved: 0 })
+  })
+
+  it('fails with one clear line for an unknown event, and with usage help for a bad call', async () => {
+    const unknown = await runTusbox(
+      ['outbox', 'redrive', '01a22063-b7db-76c5-ade9-046081fece3e'],
+      env,
+    )
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim()).toBe(
+      'tusbox: No event with id 01a22063-b7db-76c5-ade9-046081fece3e.',
+    )
+
+    const usage = await runTusbox(['outbox', 'redrive'], env)
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toContain('tusbox outbox redrive --dead')
+  })
+})
