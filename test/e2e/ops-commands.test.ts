@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
-import { runTusbox, sharedSettings } from '../helpers/tusbox-process.ts'
+import { runTusbox } from '../helpers/tusbox-process.ts'
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts'
 
 const SECRET = 'ops-commands-webhook-secret'
@@ -20,9 +20,7 @@ describe('the ops commands, run as separate processes', () => {
       WEBHOOK_MAX_ATTEMPTS: '1',
     })
     env = {
-      ...sharedSettings(server.config),
-      WEBHOOK_URLS: webhookUrl,
-      WEBHOOK_SECRET: SECRET,
+      ...server.settings,
       LOG_LEVEL: 'silent',
     }
   })

@@ -9,9 +9,10 @@ import { bossJobQueue } from '../../src/jobs/boss.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts'
 import { pngBytes } from '../helpers/fixtures.ts'
+import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
-import { logLine, sharedSettings, spawnTusbox } from '../helpers/tusbox-process.ts'
+import { logLine, spawnTusbox } from '../helpers/tusbox-process.ts'
 import { waitUntil } from '../helpers/wait.ts'
 import { WebhookReceiver } from '../helpers/webhook-receiver.ts'
 
@@ -24,7 +25,7 @@ async function eventIdOf(server: { knex: TestServer['knex'] }, fileId: string): 
   return event.id as string
 }
 
-describe('pg-boss workers delivering events', () => {
+describe.each(TEST_STORES)('pg-boss workers delivering events on the $name store', (store) => {
   const receiver = new WebhookReceiver(SECRET)
   let webhookUrl: string
   let server: TestServer
@@ -33,7 +34,7 @@ describe('pg-boss workers delivering events', () => {
 
   beforeAll(async () => {
     webhookUrl = await receiver.start()
-    server = await startTestServer({ WEBHOOK_URLS: webhookUrl, WEBHOOK_SECRET: SECRET })
+    server = await startTestServer({ WEBHOOK_URLS: webhookUrl, WEBHOOK_SECRET: SECRET }, store)
   })
 
   afterEach(async () => {
@@ -73,9 +74,7 @@ describe('pg-boss workers delivering events', () => {
     })
     const eventId = await eventIdOf(server, id)
     child = spawnTusbox(['worker'], {
-      ...sharedSettings(server.config),
-      WEBHOOK_URLS: webhookUrl,
-      WEBHOOK_SECRET: SECRET,
+      ...server.settings,
     })
     await receiver.waitFor(() => receiver.countFor(eventId) === 1)
     child.kill('SIGKILL')

@@ -12,6 +12,8 @@ export interface TestServer {
   readonly url: string
   readonly tusEndpoint: string
   readonly config: Config
+  /** The settings it runs with: what another tusbox process needs to share its database and store. */
+  readonly settings: Record<string, string>
   readonly container: Container
   readonly knex: Knex
   /** Everything in the store (see OpenedStore.contents). */
@@ -41,13 +43,8 @@ export async function startTestServer(
 
   const database = await createTestDatabase()
   const opened = await store.open()
-  const config = loadConfig({
-    DATABASE_URL: database.url,
-    ...opened.env,
-    PUBLIC_URL: url,
-    LOG_LEVEL: 'silent',
-    ...env,
-  })
+  const settings = { DATABASE_URL: database.url, ...opened.env, ...env }
+  const config = loadConfig({ PUBLIC_URL: url, LOG_LEVEL: 'silent', ...settings })
   const logger = createLogger(config.logLevel)
   const databaseConnection = await openDatabase(config, logger)
   const container = await buildContainer(config, logger, databaseConnection)
@@ -57,6 +54,7 @@ export async function startTestServer(
     url,
     tusEndpoint: `${url}/files`,
     config,
+    settings,
     container,
     knex: databaseConnection.knex,
     storedFiles: () => opened.contents(),

@@ -1,7 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import path from 'node:path'
-import type { Config } from '../../src/config.ts'
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/tusbox.js')
 
@@ -45,13 +44,4 @@ export function logLine(child: ChildProcess, message: string): Promise<Record<st
       reject(new Error(`tusbox exited (${code}) before logging "${message}":\n${buffer}`)),
     )
   })
-}
-
-/** The settings a tusbox process needs to share a file-store test server's database and files. */
-export function sharedSettings(config: Config): Record<string, string> {
-  const { storage, database } = config
-  if (database.kind !== 'external' || storage.backend !== 'file') {
-    throw new Error('a tusbox process shares only a file-store server on an external database')
-  }
-  return { DATABASE_URL: database.url, FILE_STORE_DIR: storage.directory }
 }
