@@ -77,6 +77,35 @@ const urlList = z.string().transform((text, ctx) => {
   return [...new Set(urls)]
 })
 
+/** `*`, or exact origins (`https://app.example.com`): what a browser sends in its Origin header. */
+const originList = z.string().transform((text, ctx) => {
+  const origins = text
+    .split(',')
+    .map((entry) => entry.trim().replace(/\/+$/, ''))
+    .filter((entry) => entry !== '')
+  if (origins.includes('*')) return '*' as const
+  const invalid = origins.filter(
+    (entry) => !URL.canParse(entry) || new URL(entry).origin !== entry.toLowerCase(),
+  )
+  if (invalid.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be * or origins such as https://app.example.com (scheme, host and port only), separated by commas; not understood: ${invalid.join(', ')}`,
+    })
+    return z.NEVER
+  }
+  return [...new Set(origins.map((entry) => entry.toLowerCase()))]
+})
+
+/** `name` (the claim must be true) or `name=value` (the claim equals, or lists, the value). */
+const adminClaim = z
+  .string()
+  .regex(/^[^=\s]+(=[^=\s]+)?$/, 'must be a claim name, or name=value such as roles=admin')
+  .transform((text) => {
+    const [name = text, value] = text.split('=')
+    return { name, value }
+  })
+
 /** Five fields, as pg-boss schedules take them (it runs a schedule at most once a minute). */
 const cron = z
   .string()
@@ -141,6 +170,16 @@ const settingsSchema = z.object({
   PURGE_SCHEDULE: cron.default('0 * * * *'),
   PURGE_BATCH_SIZE: positiveInteger.max(10_000, 'must be at most 10000').default(500),
   FAILED_UPLOAD_RETENTION: duration.prefault('7d'),
+  AUTH_MODE: z.enum(['none', 'jwt'], { message: 'must be "none" or "jwt"' }).default('none'),
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  AUTH_JWKS_URL: url.optional(),
+  AUTH_ISSUER: z.string().optional(),
+  AUTH_AUDIENCE: z.string().optional(),
+  AUTH_ADMIN_CLAIM: adminClaim.prefault('tusbox_admin'),
+  AUTH_ALLOW_ANONYMOUS: boolean.prefault('false'),
+  CORS_ALLOWED_ORIGINS: originList.prefault(''),
+  MAX_UNFINISHED_UPLOADS_PER_OWNER: positiveInteger.default(100),
+  MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 })
 
@@ -171,11 +210,58 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
       'is required when WEBHOOK_URLS is set: every webhook is signed with it',
     )
   }
+  checkAuth(settings, problem)
+  const { MAX_BYTES_IN_FLIGHT_PER_OWNER: inFlight, FILE_UPLOAD_MAX_SIZE: maxSize } = settings
+  if (typeof inFlight === 'number' && typeof maxSize === 'number' && inFlight < maxSize) {
+    problem(
+      'MAX_BYTES_IN_FLIGHT_PER_OWNER',
+      `must be at least FILE_UPLOAD_MAX_SIZE (${maxSize}), or no file of the largest size could start`,
+    )
+  }
   const { S3_MIN_PART_SIZE: min, S3_PART_SIZE: preferred } = settings
   if (typeof min === 'number' && typeof preferred === 'number' && min > preferred) {
     problem('S3_MIN_PART_SIZE', `must not exceed S3_PART_SIZE (${preferred})`)
   }
 }
+
+function checkAuth(
+  settings: Record<string, unknown>,
+  problem: (path: string, message: string) => void,
+): void {
+  const { AUTH_MODE: mode, AUTH_JWT_SECRET: secret, AUTH_JWKS_URL: jwksUrl } = settings
+  if (mode === 'jwt' && Boolean(secret) === Boolean(jwksUrl)) {
+    problem(
+      secret ? 'AUTH_JWKS_URL' : 'AUTH_JWT_SECRET',
+      'AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256)',
+    )
+  }
+  if (mode === 'none' && (secret || jwksUrl)) {
+    problem(
+      secret ? 'AUTH_JWT_SECRET' : 'AUTH_JWKS_URL',
+      'is set but AUTH_MODE=none ignores it: set AUTH_MODE=jwt',
+    )
+  }
+  // The embedded default is a local setup; a shared database means a deployment, where
+  // anonymous uploads must be a decision, not an oversight.
+  if (mode === 'none' && settings.DATABASE_URL && settings.AUTH_ALLOW_ANONYMOUS !== true) {
+    problem(
+      'AUTH_MODE',
+      'none with DATABASE_URL set lets anyone upload and read every file: set AUTH_MODE=jwt, or AUTH_ALLOW_ANONYMOUS=true to allow it',
+    )
+  }
+}
+
+export type AuthConfig =
+  | { readonly mode: 'none' }
+  | {
+      readonly mode: 'jwt'
+      readonly key:
+        | { readonly kind: 'secret'; readonly secret: string }
+        | { readonly kind: 'jwks'; readonly url: string }
+      readonly issuer: string | undefined
+      readonly audience: string | undefined
+      readonly adminClaim: { readonly name: string; readonly value: string | undefined }
+    }
 
 export interface Config {
   readonly database:
@@ -210,6 +296,14 @@ export interface Config {
     readonly purgeSchedule: string
     readonly purgeBatchSize: number
     readonly failedRetentionMs: number
+  }
+  readonly auth: AuthConfig
+  /** Origins browsers may call from: `*`, or a list (empty: same origin only). */
+  readonly corsAllowedOrigins: '*' | readonly string[]
+  /** Per owner, checked when an upload is created; anonymous uploads have no owner to count. */
+  readonly ownerLimits: {
+    readonly maxUnfinishedUploads: number
+    readonly maxBytesInFlight: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
 }
@@ -297,6 +391,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       purgeBatchSize: settings.PURGE_BATCH_SIZE,
       failedRetentionMs: settings.FAILED_UPLOAD_RETENTION,
     },
+    auth: authConfig(settings),
+    corsAllowedOrigins: settings.CORS_ALLOWED_ORIGINS,
+    ownerLimits: {
+      maxUnfinishedUploads: settings.MAX_UNFINISHED_UPLOADS_PER_OWNER,
+      maxBytesInFlight: settings.MAX_BYTES_IN_FLIGHT_PER_OWNER,
+    },
     logLevel: settings.LOG_LEVEL,
   }
   return Object.freeze(config)
@@ -319,6 +419,18 @@ function storageConfig(settings: z.infer<typeof schema>): Config['storage'] {
     presignExpiresSeconds: settings.AWS_QUERYSTRING_EXPIRE,
     partSize: settings.S3_PART_SIZE,
     minPartSize: settings.S3_MIN_PART_SIZE,
+  }
+}
+
+function authConfig(settings: z.infer<typeof schema>): AuthConfig {
+  if (settings.AUTH_MODE === 'none') return { mode: 'none' }
+  const { AUTH_JWT_SECRET: secret, AUTH_JWKS_URL: jwksUrl } = settings
+  return {
+    mode: 'jwt',
+    key: secret ? { kind: 'secret', secret } : { kind: 'jwks', url: jwksUrl as string },
+    issuer: settings.AUTH_ISSUER,
+    audience: settings.AUTH_AUDIENCE,
+    adminClaim: settings.AUTH_ADMIN_CLAIM,
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import type { PgBoss } from 'pg-boss'
+import { createAuthenticate } from './auth/authenticate.ts'
 import type { Config } from './config.ts'
 import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
@@ -11,6 +12,7 @@ import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
 import { uploadsPurgeHandler } from './jobs/handlers/uploads-purge.ts'
 import { uploadsRepairHandler } from './jobs/handlers/uploads-repair.ts'
 import { type JobHandlers, startWorkers } from './jobs/worker.ts'
+import { corsPolicy } from './lib/cors-policy.ts'
 import type { Logger } from './lib/logger.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
@@ -129,8 +131,10 @@ export async function buildContainer(
     storage: datastore.storage,
     finishUpload,
     policy: { ...policy, expirationMs: config.uploads.expirationMs },
+    ownerLimits: config.ownerLimits,
     storageKeyPrefix: config.storage.backend === 's3' ? config.storage.keyPrefix : '',
   })
+  const cors = corsPolicy(config.corsAllowedOrigins)
   const operations = new OutboxOperations(outboxRepository, jobs, () => queueStats(boss))
   const tus = createTusHandler({
     datastore,
@@ -138,10 +142,13 @@ export async function buildContainer(
     finishUpload,
     maxSize: config.uploads.maxSize,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
+    cors,
     logger,
   })
   const app = createApp({
     tus,
+    authenticate: createAuthenticate(config.auth),
+    cors,
     uploads,
     batches: new BatchService({
       batches: batchRepository,

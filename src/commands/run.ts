@@ -29,6 +29,11 @@ export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
       logger.info('tusbox worker is running', { concurrency: config.jobs.concurrency })
     }
     if (roles.http) {
+      if (config.auth.mode === 'none') {
+        logger.warn(
+          'AUTH_MODE=none: no tokens are checked and every client can read and delete every upload; set AUTH_MODE=jwt for anything but local use',
+        )
+      }
       const server = await listen(container.app.fetch, config.http.host, config.http.port)
       await lifecycle.started('http server', () => closeServer(server))
       const { port } = server.address() as AddressInfo

@@ -1,9 +1,13 @@
-import { Hono } from 'hono'
+import { type Context, Hono } from 'hono'
+import type { Authenticate } from '../auth/authenticate.ts'
+import type { CorsPolicy } from '../lib/cors-policy.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { OutboxOperations } from '../outbox/operations.ts'
-import type { TusHandler } from '../tus/tus-server.ts'
+import { TUS_PATH, type TusHandler } from '../tus/tus-server.ts'
 import type { BatchService } from '../uploads/batch.service.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
+import { type AppEnv, authenticateRequests } from './auth.ts'
+import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { batchRoutes } from './routes/batches.ts'
@@ -12,6 +16,8 @@ import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
 
 export interface AppDeps {
   readonly tus: TusHandler
+  readonly authenticate: Authenticate
+  readonly cors: CorsPolicy
   readonly uploads: UploadService
   readonly batches: BatchService
   readonly operations: OutboxOperations
@@ -20,14 +26,17 @@ export interface AppDeps {
 }
 
 /** The whole HTTP surface; it never listens, so tests and the server share it. */
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono()
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+  app.use('*', cors(deps.cors, TUS_PATH))
+  const authenticate = authenticateRequests(deps.authenticate)
+  for (const path of [TUS_PATH, `${TUS_PATH}/*`, '/api/*']) app.use(path, authenticate)
 
   // app.all: Hono routes HEAD through GET handlers, and tus needs its own HEAD. The body is
   // handed to tus as a stream; no body-parsing middleware may run on these paths.
-  const tus = (c: { req: { raw: Request } }) => deps.tus(c.req.raw)
-  app.all('/files', tus)
-  app.all('/files/*', tus)
+  const tus = (c: Context<AppEnv>) => deps.tus(c.req.raw, c.get('principal'))
+  app.all(TUS_PATH, tus)
+  app.all(`${TUS_PATH}/*`, tus)
 
   app.route('/api/files', fileRoutes(deps.uploads))
   app.route('/api/batches', batchRoutes(deps.batches))

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { isAppError } from '../lib/errors.ts'
+import { isAppError, TooManyError } from '../lib/errors.ts'
 import { STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import { RangeNotSatisfiableError } from '../uploads/upload.service.ts'
@@ -13,6 +13,12 @@ export function jsonError(c: Context, status: ContentfulStatusCode, code: string
 export function handleError(error: Error, c: Context, logger: Logger) {
   if (error instanceof RangeNotSatisfiableError) {
     c.header('Content-Range', `bytes */${error.size}`)
+  }
+  if (error instanceof TooManyError) c.header('Retry-After', String(error.retryAfterSeconds))
+  if (isAppError(error) && error.kind === 'unauthenticated') {
+    // RFC 6750 §3: a 401 names the scheme; an error attribute only when a token was sent.
+    const challenge = error.code === 'missing_token' ? '' : ', error="invalid_token"'
+    c.header('WWW-Authenticate', `Bearer realm="tusbox"${challenge}`)
   }
   if (isAppError(error)) {
     return jsonError(

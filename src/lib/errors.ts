@@ -4,12 +4,15 @@
  */
 export type ErrorKind =
   | 'invalid'
+  | 'unauthenticated'
+  | 'forbidden'
   | 'not_found'
   | 'gone'
   | 'conflict'
   | 'too_large'
   | 'unsupported_type'
   | 'range_not_satisfiable'
+  | 'too_many'
   | 'unavailable'
 
 export class AppError extends Error {
@@ -26,4 +29,13 @@ export class AppError extends Error {
 
 export function isAppError(error: unknown): error is AppError {
   return error instanceof AppError
+}
+
+/** A limit was reached; the client may try again after `retryAfterSeconds`. */
+export class TooManyError extends AppError {
+  readonly retryAfterSeconds: number
+  constructor(code: string, message: string, retryAfterSeconds: number) {
+    super('too_many', code, message)
+    this.retryAfterSeconds = retryAfterSeconds
+  }
 }

@@ -1,5 +1,6 @@
 import type { ServerOptions } from '@tus/server'
-import { AppError, isAppError } from '../lib/errors.ts'
+import type { Principal } from '../auth/authenticate.ts'
+import { AppError, isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
@@ -13,8 +14,18 @@ export interface HookDeps {
   readonly logger: Logger
 }
 
-/** The upload row each in-flight tus request acted on, for response headers such as Upload-Expires. */
-export type RequestUploads = WeakMap<Request, UploadFile>
+/**
+ * What tusbox knows about each in-flight tus request: who sent it (set before @tus/server sees
+ * it), the upload row it acted on (for Upload-Expires), and how long a refused client should
+ * wait (Retry-After; @tus/server's onResponseError cannot set headers).
+ */
+export interface RequestState {
+  readonly principal: Principal
+  file?: UploadFile
+  retryAfterSeconds?: number
+}
+
+export type RequestStates = WeakMap<Request, RequestState>
 
 type Hooks = Required<
   Pick<ServerOptions, 'onUploadCreate' | 'onUploadFinish' | 'onIncomingRequest' | 'onResponseError'>
@@ -26,22 +37,29 @@ const ACTION_BY_METHOD: Readonly<Record<string, UploadAction>> = {
   DELETE: 'terminate',
 }
 
-export function createHooks(deps: HookDeps, requestUploads: RequestUploads): Hooks {
+export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
+  const stateOf = (req: Request): RequestState => {
+    const state = states.get(req)
+    if (!state) throw new Error('a tus request reached @tus/server without its principal')
+    return state
+  }
   return {
     async onIncomingRequest(req, storageKey) {
       const action = ACTION_BY_METHOD[req.method]
       if (!action) return
-      requestUploads.set(req, await deps.uploads.admit(storageKey, action))
+      const state = stateOf(req)
+      state.file = await deps.uploads.admit(storageKey, action, state.principal.owner)
     },
 
     async onUploadCreate(req, upload) {
+      const state = stateOf(req)
       const file = await deps.uploads.register({
         storageKey: upload.id,
         size: upload.size,
         metadata: upload.metadata,
-        owner: null,
+        owner: state.principal.owner,
       })
-      requestUploads.set(req, file)
+      state.file = file
       deps.logger.info('upload created', {
         uploadId: file.id,
         size: file.declaredSize,
@@ -56,12 +74,16 @@ export function createHooks(deps: HookDeps, requestUploads: RequestUploads): Hoo
       const id = uploadIdFromStorageKey(upload.id)
       if (!id) throw new AppError('not_found', 'upload_not_found', 'No such upload.')
       const file = await deps.finishUpload(id)
-      requestUploads.set(req, file)
+      stateOf(req).file = file
       if (file.status === 'FAILED') throw failureError(file)
       return {}
     },
 
     async onResponseError(req, error) {
+      if (error instanceof TooManyError) {
+        const state = states.get(req)
+        if (state) state.retryAfterSeconds = error.retryAfterSeconds
+      }
       if (isAppError(error)) {
         return {
           status_code: STATUS_BY_KIND[error.kind],

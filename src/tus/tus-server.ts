@@ -1,13 +1,15 @@
 import { Server } from '@tus/server'
-import { TUS_RESUMABLE } from '@tus/utils'
+import { HEADERS, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
+import type { Principal } from '../auth/authenticate.ts'
+import type { CorsPolicy } from '../lib/cors-policy.ts'
 import { errorBody } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import type { Datastore } from './datastore.ts'
-import { createHooks, type RequestUploads } from './hooks.ts'
+import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
 
 export const TUS_PATH = '/files'
@@ -25,14 +27,19 @@ export interface TusDeps {
   readonly maxSize: number
   /** Absolute base for Location; undefined derives it from the request's Host. */
   readonly publicUrl: string | undefined
+  readonly cors: CorsPolicy
   readonly logger: Logger
 }
 
-export type TusHandler = (request: Request) => Promise<Response>
+/** The request and response headers of tus 1.0.0, for CORS. */
+export const TUS_HEADERS: readonly string[] = HEADERS
+
+/** `principal` is undefined only for OPTIONS, which browsers send without credentials. */
+export type TusHandler = (request: Request, principal: Principal | undefined) => Promise<Response>
 
 /** @tus/server behind the checks it does not make and the JSON errors it does not write. */
 export function createTusHandler(deps: TusDeps): TusHandler {
-  const requestUploads: RequestUploads = new WeakMap()
+  const states: RequestStates = new WeakMap()
   const server = new Server({
     path: TUS_PATH,
     datastore: deps.datastore.tusStore,
@@ -41,19 +48,22 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     getFileIdFromRequest: (req, lastPath) => storageKeyFromUrl(req.url, lastPath, deps.uploads),
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
-    ...createHooks(deps, requestUploads),
+    allowedOrigins: (origin) => deps.cors.allows(origin),
+    ...createHooks(deps, states),
   })
 
-  return async (request) => {
+  return async (request, principal) => {
     const refusal = refuseEarly(request)
     if (refusal) return refusal
+    const state: RequestState | undefined = principal && { principal }
+    if (state) states.set(request, state)
     const response = await server.handleWeb(request)
-    if (response.status >= 400) return asJsonError(response)
+    if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
       if (key) await deps.uploads.markTerminated(key)
     }
-    return withUploadExpires(request, response, requestUploads.get(request))
+    return withUploadExpires(request, response, state?.file)
   }
 }
 
@@ -122,7 +132,10 @@ function jsonError(
   })
 }
 
-async function asJsonError(response: Response): Promise<Response> {
+async function asJsonError(
+  response: Response,
+  retryAfterSeconds: number | undefined,
+): Promise<Response> {
   const text = await response.text()
   const body = isJsonError(text)
     ? text
@@ -130,6 +143,7 @@ async function asJsonError(response: Response): Promise<Response> {
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))
+  if (retryAfterSeconds !== undefined) headers.set('Retry-After', String(retryAfterSeconds))
   return new Response(body, { status: response.status, headers })
 }
 

@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid'
 import type { TransactionRunner } from '../db/transaction.ts'
 import { AppError } from '../lib/errors.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
-import type { UploadBatch, UploadFile } from './types.ts'
+import { isVisibleTo, type UploadBatch, type UploadFile, type Viewer } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
 export interface BatchView {
@@ -41,25 +41,27 @@ export class BatchService {
     return this.#deps.batches.insert({ id: uuidv7(), owner, expectedFiles })
   }
 
-  async get(id: string): Promise<BatchView> {
-    const batch = await this.#existing(id)
+  async get(id: string, viewer: Viewer): Promise<BatchView> {
+    const batch = await this.#existing(id, viewer)
     const files = await this.#deps.uploads.list({ batchId: id, limit: MAX_FILES_PER_BATCH })
     const allStored = files.length > 0 && files.every((file) => file.status === 'STORED')
     return { batch, files, allStored }
   }
 
   /** No more files are coming: batch.completed follows once every file is STORED. Idempotent. */
-  async requestCompletion(id: string): Promise<BatchView> {
-    await this.#existing(id)
+  async requestCompletion(id: string, viewer: Viewer): Promise<BatchView> {
+    await this.#existing(id, viewer)
     await this.#deps.transactions.inTransaction(async (tx) => {
       await this.#deps.batches.requestCompletion(id, tx)
       await completeBatchIfReady(this.#deps, id, tx)
     })
-    return this.get(id)
+    return this.get(id, viewer)
   }
 
-  async #existing(id: string): Promise<UploadBatch> {
-    const batch = await this.#deps.batches.findById(id)
+  /** Another owner's batch answers exactly like a missing one. */
+  async #existing(id: string, viewer: Viewer): Promise<UploadBatch> {
+    const found = await this.#deps.batches.findById(id)
+    const batch = found && isVisibleTo(found, viewer) ? found : undefined
     if (!batch) throw new AppError('not_found', 'batch_not_found', `No batch with id ${id}.`)
     return batch
   }

@@ -39,6 +39,16 @@ export interface UploadBatch {
   readonly createdAt: Date
 }
 
+/**
+ * Whose uploads a request may touch: one owner's (AUTH_MODE=jwt), or everyone's (null, in
+ * AUTH_MODE=none). Anything not visible answers as if it did not exist.
+ */
+export type Viewer = string | null
+
+export function isVisibleTo(record: { readonly owner: string | null }, viewer: Viewer): boolean {
+  return viewer === null || record.owner === viewer
+}
+
 export interface StoredProgress {
   readonly offset: number
   /** Undefined while the client defers the length. */

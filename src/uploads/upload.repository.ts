@@ -1,5 +1,5 @@
 import type { Knex } from 'knex'
-import { executor } from '../db/knex.ts'
+import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { UploadFile, UploadStatus } from './types.ts'
 
@@ -52,10 +52,18 @@ export interface FailureFacts {
 }
 
 export interface ListQuery {
+  /** Only this owner's files; undefined lists everyone's (AUTH_MODE=none). */
+  readonly owner?: string
   readonly batchId?: string
   readonly limit: number
   /** Id of the last file of the previous page; uuidv7 ids sort by creation time. */
   readonly after?: string
+}
+
+export interface OwnerLimits {
+  readonly maxUnfinishedUploads: number
+  readonly maxBytesInFlight: number
+  readonly unknownSizeCounts: number
 }
 
 const TABLE = 'upload_files'
@@ -82,6 +90,34 @@ export class UploadRepository {
       storage_key: upload.storageKey,
       metadata: upload.metadata,
       expires_at: upload.expiresAt,
+    })
+  }
+
+  /**
+   * Inserts an owner's upload unless it would take them past a limit. The owner's advisory lock
+   * makes concurrent creations count one after the other; an upload of unknown length (deferred)
+   * counts as `unknownSizeCounts` bytes.
+   */
+  async insertWithinLimits(
+    upload: NewUpload & { readonly owner: string },
+    limits: OwnerLimits,
+  ): Promise<'inserted' | 'too_many_uploads' | 'too_many_bytes'> {
+    return transactionRunner(this.#db).inTransaction(async (tx) => {
+      const trx = asKnexTransaction(tx)
+      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`tusbox:owner:${upload.owner}`])
+      const [row] = await trx(TABLE)
+        .where({ owner: upload.owner, status: 'UPLOADING' })
+        .select(
+          trx.raw('count(*)::bigint AS uploads'),
+          trx.raw('coalesce(sum(coalesce(declared_size, ?)), 0)::bigint AS bytes', [
+            limits.unknownSizeCounts,
+          ]),
+        )
+      const newBytes = upload.declaredSize ?? limits.unknownSizeCounts
+      if (Number(row?.uploads ?? 0) + 1 > limits.maxUnfinishedUploads) return 'too_many_uploads'
+      if (Number(row?.bytes ?? 0) + newBytes > limits.maxBytesInFlight) return 'too_many_bytes'
+      await this.insert(upload, tx)
+      return 'inserted'
     })
   }
 
@@ -222,6 +258,7 @@ export class UploadRepository {
   async list(query: ListQuery): Promise<UploadFile[]> {
     const rows = await this.#db<UploadRow>(TABLE)
       .modify((builder) => {
+        if (query.owner !== undefined) builder.where({ owner: query.owner })
         if (query.batchId) builder.where({ batch_id: query.batchId })
         if (query.after) builder.where('id', '>', query.after)
       })

@@ -1,14 +1,21 @@
 import type { Readable } from 'node:stream'
 import type { TransactionRunner } from '../db/transaction.ts'
-import { AppError } from '../lib/errors.ts'
+import { AppError, TooManyError } from '../lib/errors.ts'
 import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
 import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
-import type { ByteRange, DownloadHeaders, UploadFile, UploadStorage } from './types.ts'
-import type { UploadRepository } from './upload.repository.ts'
+import {
+  type ByteRange,
+  type DownloadHeaders,
+  isVisibleTo,
+  type UploadFile,
+  type UploadStorage,
+  type Viewer,
+} from './types.ts'
+import type { NewUpload, UploadRepository } from './upload.repository.ts'
 import { readUploadFields } from './upload-metadata.ts'
 
 export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps {
@@ -17,6 +24,7 @@ export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps 
   readonly storage: UploadStorage
   readonly finishUpload: FinishUpload
   readonly policy: UploadPolicy & { readonly expirationMs: number }
+  readonly ownerLimits: { readonly maxUnfinishedUploads: number; readonly maxBytesInFlight: number }
   readonly storageKeyPrefix: string
   readonly now?: () => number
 }
@@ -38,6 +46,9 @@ export interface FileContent {
   readonly stream: Readable
   readonly range: ByteRange | undefined
 }
+
+/** A client over its limits waits for its own uploads to finish; a minute is a fair first guess. */
+const LIMIT_RETRY_AFTER_SECONDS = 60
 
 /** Expiry moves forward at most once a minute per upload: no database write per chunk. */
 const EXPIRY_EXTENSION_STEP_MS = 60_000
@@ -70,8 +81,8 @@ export class UploadService {
     if (request.size === 0) {
       throw new AppError('invalid', 'empty_file', 'The file is empty.')
     }
-    if (fields.batchId) await this.#checkBatchAccepts(fields.batchId)
-    await this.#deps.uploads.insert({
+    if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
+    await this.#insert({
       id,
       owner: request.owner,
       batchId: fields.batchId,
@@ -87,8 +98,34 @@ export class UploadService {
     return created
   }
 
-  async #checkBatchAccepts(batchId: string): Promise<void> {
-    const batch = await this.#deps.batches.findById(batchId)
+  /** Anonymous uploads (AUTH_MODE=none) have no owner to count, so no per-owner limit. */
+  async #insert(upload: NewUpload): Promise<void> {
+    const { owner } = upload
+    if (owner === null) return this.#deps.uploads.insert(upload)
+    const outcome = await this.#deps.uploads.insertWithinLimits(
+      { ...upload, owner },
+      { ...this.#deps.ownerLimits, unknownSizeCounts: this.#deps.policy.maxSize },
+    )
+    const { maxUnfinishedUploads, maxBytesInFlight } = this.#deps.ownerLimits
+    if (outcome === 'too_many_uploads') {
+      throw new TooManyError(
+        'too_many_unfinished_uploads',
+        `You have ${maxUnfinishedUploads} unfinished uploads, the most allowed; finish or delete some first.`,
+        LIMIT_RETRY_AFTER_SECONDS,
+      )
+    }
+    if (outcome === 'too_many_bytes') {
+      throw new TooManyError(
+        'too_many_bytes_in_flight',
+        `Your unfinished uploads would exceed ${maxBytesInFlight} bytes; finish or delete some first.`,
+        LIMIT_RETRY_AFTER_SECONDS,
+      )
+    }
+  }
+
+  async #checkBatchAccepts(batchId: string, owner: string | null): Promise<void> {
+    const found = await this.#deps.batches.findById(batchId)
+    const batch = found && isVisibleTo(found, owner) ? found : undefined
     if (!batch) throw new AppError('invalid', 'unknown_batch', `No batch with id ${batchId}.`)
     if (batch.completeRequestedAt || batch.completedAt) {
       throw new AppError(
@@ -111,8 +148,8 @@ export class UploadService {
    * (HEAD) on an upload whose bytes are complete but whose row never left UPLOADING finishes it
    * first: @tus/server runs onUploadFinish once, after releasing the lock, and never retries it.
    */
-  async admit(storageKey: string, action: UploadAction): Promise<UploadFile> {
-    const file = await this.#existing(idOf(storageKey))
+  async admit(storageKey: string, action: UploadAction, viewer: Viewer): Promise<UploadFile> {
+    const file = await this.#existing(idOf(storageKey), viewer)
     switch (file.status) {
       case 'DELETED':
       case 'EXPIRED':
@@ -168,20 +205,23 @@ export class UploadService {
 
   /** Called after tus removed the bytes of a terminated upload. */
   async markTerminated(storageKey: string): Promise<void> {
-    await this.#markDeleted(await this.#existing(idOf(storageKey)))
+    await this.#markDeleted(await this.#existing(idOf(storageKey), null))
   }
 
-  async get(id: string): Promise<UploadFile> {
-    return this.#existing(id)
+  async get(id: string, viewer: Viewer): Promise<UploadFile> {
+    return this.#existing(id, viewer)
   }
 
-  async list(query: { batchId?: string; limit: number; after?: string }): Promise<UploadFile[]> {
-    return this.#deps.uploads.list(query)
+  async list(
+    query: { batchId?: string; limit: number; after?: string },
+    viewer: Viewer,
+  ): Promise<UploadFile[]> {
+    return this.#deps.uploads.list({ ...query, owner: viewer ?? undefined })
   }
 
   /** Removes the bytes, then marks the row DELETED; deleting twice answers 410 the second time. */
-  async delete(id: string): Promise<UploadFile> {
-    const file = await this.#existing(id)
+  async delete(id: string, viewer: Viewer): Promise<UploadFile> {
+    const file = await this.#existing(id, viewer)
     if (file.status === 'DELETED' || file.status === 'EXPIRED') {
       throw new AppError(
         'gone',
@@ -207,8 +247,8 @@ export class UploadService {
   }
 
   /** A file whose bytes can be downloaded; anything else answers 409. */
-  async getStored(id: string): Promise<StoredFile> {
-    const file = await this.#existing(id)
+  async getStored(id: string, viewer: Viewer): Promise<StoredFile> {
+    const file = await this.#existing(id, viewer)
     if (file.status === 'DELETED' || file.status === 'EXPIRED') {
       throw new AppError('gone', 'file_gone', `File ${id} was ${file.status.toLowerCase()}.`)
     }
@@ -228,8 +268,10 @@ export class UploadService {
     return { stream, range }
   }
 
-  async #existing(id: string): Promise<UploadFile> {
-    const file = await this.#deps.uploads.findById(id)
+  /** Another owner's upload answers exactly like a missing one: its existence is not revealed. */
+  async #existing(id: string, viewer: Viewer): Promise<UploadFile> {
+    const found = await this.#deps.uploads.findById(id)
+    const file = found && isVisibleTo(found, viewer) ? found : undefined
     if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
     return file
   }

@@ -146,6 +146,7 @@ describe('tusbox start', () => {
     const webhookUrl = await receiver.start()
     const child = spawnTusbox(['start'], {
       DATABASE_URL: database.url,
+      AUTH_ALLOW_ANONYMOUS: 'true',
       FILE_STORE_DIR: directory,
       PORT: '0',
       WEBHOOK_URLS: webhookUrl,

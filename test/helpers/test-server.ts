@@ -43,7 +43,13 @@ export async function startTestServer(
 
   const database = await createTestDatabase()
   const opened = await store.open()
-  const settings = { DATABASE_URL: database.url, ...opened.env, ...env }
+  // A test database is a DATABASE_URL, where AUTH_MODE=none must be allowed explicitly.
+  const settings = {
+    DATABASE_URL: database.url,
+    AUTH_ALLOW_ANONYMOUS: 'true',
+    ...opened.env,
+    ...env,
+  }
   const config = loadConfig({ PUBLIC_URL: url, LOG_LEVEL: 'silent', ...settings })
   const logger = createLogger(config.logLevel)
   const databaseConnection = await openDatabase(config, logger)

@@ -31,6 +31,9 @@ describe('loadConfig', () => {
         purgeBatchSize: 500,
         failedRetentionMs: 7 * 86_400_000,
       },
+      auth: { mode: 'none' },
+      corsAllowedOrigins: [],
+      ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
       logLevel: 'info',
     })
     expect(Object.isFrozen(config)).toBe(true)
@@ -39,6 +42,7 @@ describe('loadConfig', () => {
   it('uses DATABASE_URL, PUBLIC_URL without its trailing slash, durations and type lists', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgres://u:p@db:5432/tusbox',
+      AUTH_ALLOW_ANONYMOUS: 'true',
       PUBLIC_URL: 'https://uploads.example.com/',
       UPLOAD_EXPIRATION: '90s',
       FILE_UPLOAD_TTL: '7d',
@@ -72,6 +76,7 @@ describe('loadConfig', () => {
         FILE_UPLOAD_ALLOWED_TYPES: 'image/png,not a type',
         STORAGE_BACKEND: 'ftp',
         DATABASE_URL: 'mysql://x',
+        AUTH_ALLOW_ANONYMOUS: 'true',
         PUBLIC_URL: 'uploads.example.com',
       })
     } catch (caught) {
@@ -179,5 +184,50 @@ describe('loadConfig', () => {
     })
     expect(config.outbox.webhookUrls).toEqual(['https://a.example/hook', 'https://b.example/hook'])
     expect(config.jobs.purgeSchedule).toBe('*/15 * * * *')
+  })
+
+  it('takes a JWT secret or a JWKS URL, issuer, audience and an admin claim with a value', () => {
+    const config = loadConfig({
+      AUTH_MODE: 'jwt',
+      AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json',
+      AUTH_ISSUER: 'https://id.example.com/',
+      AUTH_AUDIENCE: 'tusbox',
+      AUTH_ADMIN_CLAIM: 'roles=admin',
+      CORS_ALLOWED_ORIGINS: 'https://App.example.com, http://localhost:5173/',
+    })
+    expect(config.auth).toEqual({
+      mode: 'jwt',
+      key: { kind: 'jwks', url: 'https://id.example.com/.well-known/jwks.json' },
+      issuer: 'https://id.example.com/',
+      audience: 'tusbox',
+      adminClaim: { name: 'roles', value: 'admin' },
+    })
+    expect(config.corsAllowedOrigins).toEqual(['https://app.example.com', 'http://localhost:5173'])
+    expect(loadConfig({ CORS_ALLOWED_ORIGINS: '*' }).corsAllowedOrigins).toBe('*')
+  })
+
+  it('refuses anonymous access to a shared database, and half-configured authentication', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://db/tusbox' })).toThrow(
+      /AUTH_MODE=\(unset\): none with DATABASE_URL set lets anyone upload/,
+    )
+    expect(() =>
+      loadConfig({
+        AUTH_MODE: 'jwt',
+        AUTH_JWT_SECRET: 'short',
+        CORS_ALLOWED_ORIGINS: 'https://app.example.com/path',
+        MAX_BYTES_IN_FLIGHT_PER_OWNER: '1000',
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        problems: [
+          'AUTH_JWT_SECRET="short": must be at least 32 characters (HS256 key)',
+          'CORS_ALLOWED_ORIGINS="https://app.example.com/path": must be * or origins such as https://app.example.com (scheme, host and port only), separated by commas; not understood: https://app.example.com/path',
+          'MAX_BYTES_IN_FLIGHT_PER_OWNER="1000": must be at least FILE_UPLOAD_MAX_SIZE (52428800), or no file of the largest size could start',
+        ],
+      }),
+    )
+    expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) })).toThrow(
+      /AUTH_JWT_SECRET="x+": is set but AUTH_MODE=none ignores it/,
+    )
   })
 })

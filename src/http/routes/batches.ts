@@ -1,11 +1,12 @@
 import { Hono } from 'hono'
 import { AppError } from '../../lib/errors.ts'
 import type { BatchService } from '../../uploads/batch.service.ts'
+import { type AppEnv, viewerOf } from '../auth.ts'
 import { batchIdParam } from '../params.ts'
 import { presentBatchView } from '../presenters.ts'
 
-export function batchRoutes(batches: BatchService): Hono {
-  const routes = new Hono()
+export function batchRoutes(batches: BatchService): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>()
 
   routes.post('/', async (c) => {
     const body = await optionalJsonObject(c.req.raw)
@@ -13,16 +14,20 @@ export function batchRoutes(batches: BatchService): Hono {
     if (expectedFiles !== null && typeof expectedFiles !== 'number') {
       throw new AppError('invalid', 'invalid_expected_files', 'expectedFiles must be a number.')
     }
-    const batch = await batches.create(null, expectedFiles)
+    const batch = await batches.create(viewerOf(c), expectedFiles)
     return c.json(presentBatchView({ batch, files: [], allStored: false }), 201)
   })
 
   routes.get('/:id', async (c) =>
-    c.json(presentBatchView(await batches.get(batchIdParam(c.req.param('id'))))),
+    c.json(presentBatchView(await batches.get(batchIdParam(c.req.param('id')), viewerOf(c)))),
   )
 
   routes.post('/:id/complete', async (c) =>
-    c.json(presentBatchView(await batches.requestCompletion(batchIdParam(c.req.param('id'))))),
+    c.json(
+      presentBatchView(
+        await batches.requestCompletion(batchIdParam(c.req.param('id')), viewerOf(c)),
+      ),
+    ),
   )
 
   return routes

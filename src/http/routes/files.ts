@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { Hono } from 'hono'
 import type { UploadService } from '../../uploads/upload.service.ts'
+import { type AppEnv, viewerOf } from '../auth.ts'
 import { attachmentDisposition } from '../content-disposition.ts'
 import { fileIdParam, limitQuery, optionalUuidQuery } from '../params.ts'
 import { presentFile } from '../presenters.ts'
@@ -8,16 +9,19 @@ import { parseRangeHeader } from '../range.ts'
 
 const MAX_PAGE_SIZE = 100
 
-export function fileRoutes(uploads: UploadService): Hono {
-  const routes = new Hono()
+export function fileRoutes(uploads: UploadService): Hono<AppEnv> {
+  const routes = new Hono<AppEnv>()
 
   routes.get('/', async (c) => {
     const limit = limitQuery(c.req.query('limit'), 50, MAX_PAGE_SIZE)
-    const files = await uploads.list({
-      batchId: optionalUuidQuery('batchId', c.req.query('batchId')),
-      after: optionalUuidQuery('after', c.req.query('after')),
-      limit,
-    })
+    const files = await uploads.list(
+      {
+        batchId: optionalUuidQuery('batchId', c.req.query('batchId')),
+        after: optionalUuidQuery('after', c.req.query('after')),
+        limit,
+      },
+      viewerOf(c),
+    )
     const last = files.at(-1)
     return c.json({
       files: files.map(presentFile),
@@ -26,15 +30,15 @@ export function fileRoutes(uploads: UploadService): Hono {
   })
 
   routes.get('/:id', async (c) => {
-    return c.json(presentFile(await uploads.get(fileIdParam(c.req.param('id')))))
+    return c.json(presentFile(await uploads.get(fileIdParam(c.req.param('id')), viewerOf(c))))
   })
 
   routes.delete('/:id', async (c) => {
-    return c.json(presentFile(await uploads.delete(fileIdParam(c.req.param('id')))))
+    return c.json(presentFile(await uploads.delete(fileIdParam(c.req.param('id')), viewerOf(c))))
   })
 
   routes.get('/:id/content', async (c) => {
-    const file = await uploads.getStored(fileIdParam(c.req.param('id')))
+    const file = await uploads.getStored(fileIdParam(c.req.param('id')), viewerOf(c))
     const presentation = {
       contentType: file.detectedType ?? 'application/octet-stream',
       contentDisposition: attachmentDisposition(file.filename ?? file.id),

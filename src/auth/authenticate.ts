@@ -1,0 +1,106 @@
+import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose'
+import type { AuthConfig } from '../config.ts'
+import { AppError } from '../lib/errors.ts'
+
+/**
+ * Who is asking. `owner` is the token's `sub`, stored on every upload and batch it creates;
+ * null in AUTH_MODE=none, where every request may touch every upload (local use only).
+ */
+export interface Principal {
+  readonly owner: string | null
+  readonly admin: boolean
+}
+
+export type Authenticate = (authorization: string | undefined) => Promise<Principal>
+
+const ANONYMOUS: Principal = Object.freeze({ owner: null, admin: true })
+
+/** Only asymmetric algorithms from a JWKS, only HS256 with a shared secret: no algorithm confusion. */
+const JWKS_ALGORITHMS = ['RS256', 'ES256']
+const SECRET_ALGORITHMS = ['HS256']
+
+export function createAuthenticate(config: AuthConfig): Authenticate {
+  if (config.mode === 'none') return async () => ANONYMOUS
+  const { key } = config
+  // createRemoteJWKSet caches the key set and refetches it (rate-limited) when a token names an
+  // unknown key id, so a key rotation needs no restart.
+  const verificationKey =
+    key.kind === 'secret'
+      ? sharedSecret(key.secret)
+      : createRemoteJWKSet(new URL(key.url), { timeoutDuration: 5000 })
+  const algorithms = key.kind === 'secret' ? SECRET_ALGORITHMS : JWKS_ALGORITHMS
+  return async (authorization) => {
+    const token = bearerToken(authorization)
+    const payload = await verify(token, verificationKey, {
+      algorithms,
+      issuer: config.issuer,
+      audience: config.audience,
+    })
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw unauthenticated('invalid_token', 'The token has no subject (sub claim).')
+    }
+    return { owner: payload.sub, admin: hasClaim(payload, config.adminClaim) }
+  }
+}
+
+function sharedSecret(secret: string): JWTVerifyGetKey {
+  const bytes = new TextEncoder().encode(secret)
+  return async () => bytes
+}
+
+function bearerToken(authorization: string | undefined): string {
+  if (!authorization) {
+    throw unauthenticated('missing_token', 'Send Authorization: Bearer <token>.')
+  }
+  const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization)
+  if (!match?.[1]) {
+    throw unauthenticated('invalid_token', 'The Authorization header must be Bearer <token>.')
+  }
+  return match[1]
+}
+
+async function verify(
+  token: string,
+  key: JWTVerifyGetKey,
+  options: { algorithms: string[]; issuer: string | undefined; audience: string | undefined },
+): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, key, options)).payload
+  } catch (error) {
+    throw rejection(error)
+  }
+}
+
+/** jose's error codes, turned into what a client can act on; the key set being down is ours. */
+function rejection(error: unknown): AppError {
+  const code = (error as { code?: unknown }).code
+  if (code === 'ERR_JWT_EXPIRED') return unauthenticated('token_expired', 'The token has expired.')
+  if (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || error instanceof TypeError) {
+    return new AppError(
+      'unavailable',
+      'auth_keys_unavailable',
+      'The keys to verify tokens could not be fetched; try again.',
+      { cause: error },
+    )
+  }
+  if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+    const claim = (error as { claim?: unknown }).claim
+    return unauthenticated('invalid_token', `The token's ${String(claim)} claim is not accepted.`)
+  }
+  return unauthenticated('invalid_token', 'The token is not valid.')
+}
+
+function hasClaim(
+  payload: JWTPayload,
+  claim: { readonly name: string; readonly value: string | undefined },
+): boolean {
+  const found = payload[claim.name]
+  if (claim.value === undefined) return found === true
+  if (Array.isArray(found)) return found.includes(claim.value)
+  if (typeof found === 'string') return found.split(' ').includes(claim.value)
+  return false
+}
+
+function unauthenticated(code: string, message: string): AppError {
+  return new AppError('unauthenticated', code, message)
+}
