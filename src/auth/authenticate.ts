@@ -19,7 +19,16 @@ const ANONYMOUS: Principal = Object.freeze({ owner: null, admin: true })
 const JWKS_ALGORITHMS = ['RS256', 'ES256']
 const SECRET_ALGORITHMS = ['HS256']
 
-export function createAuthenticate(config: AuthConfig): Authenticate {
+/**
+ * After fetching the key set, jose waits this long before fetching it again for an unknown key
+ * id, so a flood of forged kids cannot hammer the identity provider.
+ */
+const JWKS_COOLDOWN_MS = 30_000
+
+export function createAuthenticate(
+  config: AuthConfig,
+  options: { readonly jwksCooldownMs?: number } = {},
+): Authenticate {
   if (config.mode === 'none') return async () => ANONYMOUS
   const { key } = config
   // createRemoteJWKSet caches the key set and refetches it (rate-limited) when a token names an
@@ -27,7 +36,10 @@ export function createAuthenticate(config: AuthConfig): Authenticate {
   const verificationKey =
     key.kind === 'secret'
       ? sharedSecret(key.secret)
-      : createRemoteJWKSet(new URL(key.url), { timeoutDuration: 5000 })
+      : createRemoteJWKSet(new URL(key.url), {
+          timeoutDuration: 5000,
+          cooldownDuration: options.jwksCooldownMs ?? JWKS_COOLDOWN_MS,
+        })
   const algorithms = key.kind === 'secret' ? SECRET_ALGORITHMS : JWKS_ALGORITHMS
   return async (authorization) => {
     const token = bearerToken(authorization)
