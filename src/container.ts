@@ -137,6 +137,7 @@ export async function buildContainer(
     uploads,
     finishUpload,
     maxSize: config.uploads.maxSize,
+    checksumTempDir: config.uploads.checksumTempDir,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
     logger,
   })

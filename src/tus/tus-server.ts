@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
+import { advertiseChecksum, CHECKSUM_MISMATCH_STATUS, verifyChecksum } from './checksum.ts'
 import type { Datastore } from './datastore.ts'
 import { createHooks, type RequestUploads } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
@@ -23,6 +24,8 @@ export interface TusDeps {
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly maxSize: number
+  /** Where bodies that carry Upload-Checksum wait until their digest is verified. */
+  readonly checksumTempDir: string
   /** Absolute base for Location; undefined derives it from the request's Host. */
   readonly publicUrl: string | undefined
   readonly logger: Logger
@@ -41,19 +44,40 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     getFileIdFromRequest: (req, lastPath) => storageKeyFromUrl(req.url, lastPath, deps.uploads),
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
+    // Browsers may send Upload-Checksum and read the algorithms only when CORS allows it.
+    allowedHeaders: ['Upload-Checksum'],
+    exposedHeaders: ['Tus-Checksum-Algorithm'],
     ...createHooks(deps, requestUploads),
   })
+  const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
 
-  return async (request) => {
-    const refusal = refuseEarly(request)
-    if (refusal) return refusal
+  const handle = async (request: Request): Promise<Response> => {
     const response = await server.handleWeb(request)
     if (response.status >= 400) return asJsonError(response)
+    if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
       if (key) await deps.uploads.markTerminated(key)
     }
     return withUploadExpires(request, response, requestUploads.get(request))
+  }
+
+  return async (request) => {
+    const refusal = refuseEarly(request)
+    if (refusal) return refusal
+    const checked = await verifyChecksum(request, checksumOptions)
+    if (!checked.ok) {
+      if (checked.status === CHECKSUM_MISMATCH_STATUS) {
+        deps.logger.warn('upload checksum mismatch', { method: request.method, url: request.url })
+      }
+      return jsonError(checked.status, checked.code, checked.message)
+    }
+    try {
+      // The hooks key their state by the request @tus/server saw: hand on `checked.request`.
+      return await handle(checked.request)
+    } finally {
+      await checked.release()
+    }
   }
 }
 
