@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os'
 import { z } from 'zod'
 import { parseDuration } from './lib/duration.ts'
 
@@ -162,6 +163,7 @@ const settingsSchema = z.object({
   FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
   UPLOAD_EXPIRATION: duration.prefault('24h'),
   FILE_UPLOAD_TTL: duration.optional(),
+  CHECKSUM_TEMP_DIR: z.string().optional(),
   WEBHOOK_URLS: urlList.default([]),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   WEBHOOK_TIMEOUT: duration.prefault('10s'),
@@ -283,6 +285,8 @@ export interface Config {
     readonly expirationMs: number
     /** How long a STORED file is kept, in ms; null keeps it forever. */
     readonly storedTtlMs: number | null
+    /** Where PATCH bodies that carry Upload-Checksum wait while their digest is verified. */
+    readonly checksumTempDir: string
   }
   readonly outbox: {
     readonly webhookUrls: readonly string[]
@@ -378,6 +382,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       allowedTypes: settings.FILE_UPLOAD_ALLOWED_TYPES,
       expirationMs: settings.UPLOAD_EXPIRATION,
       storedTtlMs: settings.FILE_UPLOAD_TTL ?? null,
+      checksumTempDir: settings.CHECKSUM_TEMP_DIR ?? tmpdir(),
     },
     outbox: {
       webhookUrls: settings.WEBHOOK_URLS,

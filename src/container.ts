@@ -141,6 +141,7 @@ export async function buildContainer(
     uploads,
     finishUpload,
     maxSize: config.uploads.maxSize,
+    checksumTempDir: config.uploads.checksumTempDir,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
     cors,
     logger,

@@ -8,6 +8,7 @@ import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
+import { advertiseChecksum, CHECKSUM_MISMATCH_STATUS, verifyChecksum } from './checksum.ts'
 import type { Datastore } from './datastore.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
@@ -25,6 +26,8 @@ export interface TusDeps {
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly maxSize: number
+  /** Where bodies that carry Upload-Checksum wait until their digest is verified. */
+  readonly checksumTempDir: string
   /** Absolute base for Location; undefined derives it from the request's Host. */
   readonly publicUrl: string | undefined
   readonly cors: CorsPolicy
@@ -49,21 +52,41 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
     allowedOrigins: (origin) => deps.cors.allows(origin),
+    // Browsers may send Upload-Checksum only when the preflight allows it.
+    allowedHeaders: ['Upload-Checksum'],
     ...createHooks(deps, states),
   })
+  const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
 
-  return async (request, principal) => {
-    const refusal = refuseEarly(request)
-    if (refusal) return refusal
+  const handle = async (request: Request, principal: Principal | undefined): Promise<Response> => {
     const state: RequestState | undefined = principal && { principal }
     if (state) states.set(request, state)
     const response = await server.handleWeb(request)
     if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
+    if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
       if (key) await deps.uploads.markTerminated(key)
     }
     return withUploadExpires(request, response, state?.file)
+  }
+
+  return async (request, principal) => {
+    const refusal = refuseEarly(request)
+    if (refusal) return refusal
+    const checked = await verifyChecksum(request, checksumOptions)
+    if (!checked.ok) {
+      if (checked.status === CHECKSUM_MISMATCH_STATUS) {
+        deps.logger.warn('upload checksum mismatch', { method: request.method, url: request.url })
+      }
+      return jsonError(checked.status, checked.code, checked.message)
+    }
+    try {
+      // The hooks key their state by the request @tus/server saw: hand on `checked.request`.
+      return await handle(checked.request, principal)
+    } finally {
+      await checked.release()
+    }
   }
 }
 

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, DEFAULT_ALLOWED_TYPES, loadConfig } from '../../src/config.ts'
 
@@ -18,6 +19,7 @@ describe('loadConfig', () => {
         allowedTypes: DEFAULT_ALLOWED_TYPES,
         expirationMs: 24 * 3_600_000,
         storedTtlMs: null,
+        checksumTempDir: tmpdir(),
       },
       outbox: {
         webhookUrls: [],
@@ -48,6 +50,7 @@ describe('loadConfig', () => {
       FILE_UPLOAD_TTL: '7d',
       FILE_UPLOAD_ALLOWED_TYPES: ' image/* , Application/PDF ',
       FILE_UPLOAD_MAX_SIZE: '1048576',
+      CHECKSUM_TEMP_DIR: '/var/tmp/tusbox',
     })
     expect(config.database).toEqual({ kind: 'external', url: 'postgres://u:p@db:5432/tusbox' })
     expect(config.http.publicUrl).toBe('https://uploads.example.com')
@@ -57,6 +60,7 @@ describe('loadConfig', () => {
       allowedTypes: ['image/*', 'application/pdf'],
       expirationMs: 90_000,
       storedTtlMs: 7 * 86_400_000,
+      checksumTempDir: '/var/tmp/tusbox',
     })
   })
 
