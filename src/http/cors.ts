@@ -6,6 +6,7 @@ import { TUS_HEADERS } from '../tus/tus-server.ts'
 const EXPOSED_HEADERS = [
   ...TUS_HEADERS,
   'Upload-Expires',
+  'Tus-Checksum-Algorithm',
   'Retry-After',
   'Content-Disposition',
 ].join(', ')
