@@ -107,23 +107,23 @@ export class PgLocker implements Locker {
     requestRelease: RequestRelease,
   ): Promise<Holding> {
     const key = advisoryKey(id)
-    const deadline = AbortSignal.timeout(this.#acquireTimeoutMs)
-    const giveUp = AbortSignal.any([stopSignal, deadline])
+    const deadline = Date.now() + this.#acquireTimeoutMs
     for (;;) {
       stopSignal.throwIfAborted()
-      if (deadline.aborted) throw ERRORS.ERR_LOCK_TIMEOUT
+      const left = deadline - Date.now()
+      if (left <= 0) throw ERRORS.ERR_LOCK_TIMEOUT
       if (this.#closed) throw new Error('the upload lock service is closed')
       // Listen before trying, so a release between a failed try and the wait is not missed.
       const released = this.#nextRelease(id)
       try {
         const local = this.#held.get(id)
         if (local) {
-          await local.requestRelease?.()
+          await this.#askToRelease(local)
         } else {
           const holding = await this.#tryAcquire(id, key, requestRelease, released.wake)
           if (holding) return holding
         }
-        await firstOf(released.promise, this.#retryIntervalMs, giveUp)
+        await firstOf(released.promise, Math.min(this.#retryIntervalMs, left), stopSignal)
       } finally {
         released.dispose()
       }
@@ -195,7 +195,7 @@ export class PgLocker implements Locker {
       return
     }
     const holding = this.#held.get(id)
-    if (holding?.session && holding.requestRelease) void holding.requestRelease()
+    if (holding?.session) void this.#askToRelease(holding)
   }
 
   #onSessionEnded(session: Session): void {
@@ -206,7 +206,16 @@ export class PgLocker implements Locker {
         locks: lost.length,
       })
     }
-    for (const holding of lost) void holding.requestRelease?.()
+    for (const holding of lost) void this.#askToRelease(holding)
+  }
+
+  /** Calls the holder's requestRelease, which @tus/server answers by ending its request. */
+  async #askToRelease(holding: Holding): Promise<void> {
+    try {
+      await holding.requestRelease?.()
+    } catch (error) {
+      this.#logger.warn('asking an upload lock holder to release failed', { error })
+    }
   }
 
   /** A promise that resolves when `id` may have become free. */
@@ -318,8 +327,9 @@ class Session {
 }
 
 /**
- * The first 8 bytes of SHA-256 as a signed bigint: 64 bits make a collision between two uploads
- * negligible, and stay clear of pg-boss, whose advisory keys are 32-bit hashtext() values.
+ * The first 8 bytes of SHA-256 as a signed bigint. Advisory keys are shared by everything in the
+ * database; with 64 bits, a collision with another upload or with pg-boss's own locks (also 64-bit
+ * hash prefixes, in the same single-bigint key space) is negligible. 32-bit hashtext() would not be.
  */
 function advisoryKey(id: string): string {
   return createHash('sha256').update(id).digest().readBigInt64BE(0).toString()
