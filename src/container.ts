@@ -17,6 +17,7 @@ import type { Logger } from './lib/logger.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
 import { createDatastore, type Datastore } from './tus/datastore.ts'
+import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
@@ -136,8 +137,11 @@ export async function buildContainer(
   })
   const cors = corsPolicy(config.corsAllowedOrigins)
   const operations = new OutboxOperations(outboxRepository, jobs, () => queueStats(boss))
+  // Connects on the first tus request, so a worker-only process never opens its session.
+  const locker = new PgLocker({ connection: database.connection, logger })
   const tus = createTusHandler({
     datastore,
+    locker,
     uploads,
     finishUpload,
     maxSize: config.uploads.maxSize,
@@ -209,8 +213,12 @@ export async function buildContainer(
     operations,
     startWorkers: () => startWorkers(boss, handlers, config.jobs, logger),
     async close() {
-      // graceful: running jobs finish (a delivery in flight is recorded) before pg-boss closes.
-      await boss.stop({ graceful: true, close: true, timeout: 30_000 })
+      try {
+        await locker.close()
+      } finally {
+        // graceful: running jobs finish (a delivery in flight is recorded) before pg-boss closes.
+        await boss.stop({ graceful: true, close: true, timeout: 30_000 })
+      }
     },
   }
 }

@@ -15,8 +15,8 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { FileStore } from '@tus/file-store'
-import { S3Store } from '@tus/s3-store'
-import { type DataStore, ERRORS } from '@tus/utils'
+import { type MetadataValue, S3Store } from '@tus/s3-store'
+import { type DataStore, ERRORS, type KvStore } from '@tus/utils'
 import type { FileStorageConfig, S3StorageConfig } from '../config.ts'
 import type { ByteRange, DownloadHeaders, StoredProgress, UploadStorage } from '../uploads/types.ts'
 
@@ -139,6 +139,7 @@ async function createS3Datastore(config: S3StorageConfig): Promise<Datastore> {
     partSize: config.partSize,
     minPartSize: config.minPartSize,
     s3ClientConfig: { ...s3ClientConfig(config), bucket: config.bucket },
+    cache: new NoUploadInfoCache(),
   })
   return { tusStore, storage: new S3Storage(objects, tusStore, config) }
 }
@@ -190,6 +191,28 @@ class S3Objects {
       }),
     )
   }
+}
+
+/**
+ * Turns off @tus/s3-store's per-process cache of each upload's `.info` (its default
+ * MemoryKvStore), so every request reads the object from S3. Several instances serve one upload
+ * (tusbox holds no sticky sessions), and nothing tells one instance that another changed or
+ * removed an upload: an instance that cached a deferred-length upload before another one learnt
+ * its length never completes it, and one that cached a removed upload still finds it
+ * (tus/tus-node-server#552, which added the option for this reason).
+ *
+ * Sharing the cache through Postgres instead would be another copy to keep right, to save a small
+ * GET each time the store looks an upload up (twice per PATCH), next to the part uploads a PATCH
+ * makes anyway. S3, MinIO and R2 read their own writes, and the upload lock orders the writes.
+ */
+class NoUploadInfoCache implements KvStore<MetadataValue> {
+  async get(): Promise<undefined> {
+    return undefined
+  }
+
+  async set(): Promise<void> {}
+
+  async delete(): Promise<void> {}
 }
 
 /**

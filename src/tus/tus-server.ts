@@ -1,5 +1,5 @@
 import { Server } from '@tus/server'
-import { HEADERS, TUS_RESUMABLE } from '@tus/utils'
+import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
@@ -23,6 +23,8 @@ export const MAX_METADATA_BYTES = 4096
 
 export interface TusDeps {
   readonly datastore: Datastore
+  /** One request at a time per upload, across every instance that shares the database. */
+  readonly locker: Locker
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly maxSize: number
@@ -46,6 +48,7 @@ export function createTusHandler(deps: TusDeps): TusHandler {
   const server = new Server({
     path: TUS_PATH,
     datastore: deps.datastore.tusStore,
+    locker: deps.locker,
     maxSize: deps.maxSize,
     namingFunction: () => deps.uploads.storageKeyOf(uuidv7()),
     getFileIdFromRequest: (req, lastPath) => storageKeyFromUrl(req.url, lastPath, deps.uploads),
