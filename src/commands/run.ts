@@ -1,12 +1,11 @@
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { serve } from '@hono/node-server'
 import { type Config, loadConfig } from '../config.ts'
 import { buildContainer, type Container, type Database, openDatabase } from '../container.ts'
 import type { ConnectionSettings } from '../db/knex.ts'
+import { createHttpServer } from '../http/server.ts'
 import type { Logger } from '../lib/logger.ts'
 import { Lifecycle } from '../lib/shutdown.ts'
-
-type Server = ReturnType<typeof serve>
 
 /** What a long-running command starts: the HTTP API, the workers, or both in one process. */
 export interface Roles {
@@ -34,7 +33,7 @@ export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
           'AUTH_MODE=none: no tokens are checked and every client can read and delete every upload; set AUTH_MODE=jwt for anything but local use',
         )
       }
-      const server = await listen(container.app.fetch, config.http.host, config.http.port)
+      const server = await listen(container.app.fetch, config.http.host, config.http.port, logger)
       await lifecycle.started('http server', () => closeServer(server))
       const { port } = server.address() as AddressInfo
       logger.info('tusbox is listening', {
@@ -75,8 +74,9 @@ async function listen(
   fetch: (request: Request) => Response | Promise<Response>,
   hostname: string,
   port: number,
+  logger: Logger,
 ): Promise<Server> {
-  const server = serve({ fetch, hostname, port })
+  const server = createHttpServer(fetch, { hostname, logger })
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve)
     server.once('error', (error: NodeJS.ErrnoException) =>
@@ -88,6 +88,7 @@ async function listen(
           : error,
       ),
     )
+    server.listen(port, hostname)
   })
   return server
 }
@@ -95,7 +96,7 @@ async function listen(
 function closeServer(server: Server): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.close((error) => (error ? reject(error) : resolve()))
-    if ('closeIdleConnections' in server) server.closeIdleConnections()
+    server.closeIdleConnections()
   })
 }
 

@@ -1,4 +1,5 @@
 import { type Context, Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import type { Authenticate } from '../auth/authenticate.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -13,6 +14,12 @@ import { adminRoutes } from './routes/admin.ts'
 import { batchRoutes } from './routes/batches.ts'
 import { fileRoutes } from './routes/files.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
+
+/**
+ * JSON bodies on /api are a few bytes ({"expectedFiles": n}); they are read whole, so anything
+ * much larger is refused (413) before it is buffered. Uploads go to /files, which streams.
+ */
+export const MAX_JSON_BODY_BYTES = 16 * 1024
 
 export interface AppDeps {
   readonly tus: TusHandler
@@ -38,6 +45,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.all(TUS_PATH, tus)
   app.all(`${TUS_PATH}/*`, tus)
 
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: MAX_JSON_BODY_BYTES,
+      onError: (c) =>
+        jsonError(c, 413, 'body_too_large', `Bodies are limited to ${MAX_JSON_BODY_BYTES} bytes.`),
+    }),
+  )
   app.route('/api/files', fileRoutes(deps.uploads))
   app.route('/api/batches', batchRoutes(deps.batches))
   app.route('/api/admin', adminRoutes(deps.operations))

@@ -102,8 +102,13 @@ class FileStorage implements UploadStorage {
     await Promise.all([rm(file, { force: true }), rm(`${file}.json`, { force: true })])
   }
 
+  /** /readyz shows the reason to anyone who asks: the error code, never the directory's path. */
   async checkReady(): Promise<void> {
-    await access(this.#root, constants.R_OK | constants.W_OK)
+    try {
+      await access(this.#root, constants.R_OK | constants.W_OK)
+    } catch (error) {
+      throw new Error(`the store directory cannot be read and written (${errorCode(error)})`)
+    }
   }
 
   #pathOf(key: string): string {
@@ -113,6 +118,10 @@ class FileStorage implements UploadStorage {
     }
     return file
   }
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'error'
 }
 
 function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {

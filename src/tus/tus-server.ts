@@ -74,7 +74,9 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     return withUploadExpires(request, response, state?.file)
   }
 
-  return async (request, principal) => {
+  return async (received, principal) => {
+    const request = withMethodOverride(received)
+    if (request instanceof Response) return request
     const refusal = refuseEarly(request)
     if (refusal) return refusal
     const checked = await verifyChecksum(request, checksumOptions)
@@ -105,12 +107,54 @@ function storageKeyFromUrl(
   return uploads.storageKeyOf(id)
 }
 
+/** Methods a client may ask for with X-HTTP-Method-Override on a POST. */
+const OVERRIDABLE_METHODS = new Set(['PATCH', 'DELETE'])
+
+/**
+ * tus 1.0.0 (core protocol, X-HTTP-Method-Override): a client whose environment cannot send
+ * PATCH or DELETE sends POST with this header, and the server MUST treat the request as that
+ * method (tus-js-client's `overridePatchMethod`). @tus/server 2 no longer does. Only POST may
+ * carry it, and only towards PATCH or DELETE: a PATCH that says DELETE is refused, not obeyed.
+ */
+function withMethodOverride(request: Request): Request | Response {
+  const override = request.headers.get('x-http-method-override')
+  if (override === null) return request
+  if (request.method !== 'POST' || !OVERRIDABLE_METHODS.has(override)) {
+    return jsonError(
+      400,
+      'invalid_method_override',
+      'X-HTTP-Method-Override is honoured on POST requests only, with PATCH or DELETE.',
+    )
+  }
+  const headers = new Headers(request.headers)
+  headers.delete('x-http-method-override')
+  return new Request(request.url, {
+    method: override,
+    headers,
+    body: override === 'PATCH' ? request.body : null,
+    ...(override === 'PATCH' ? { duplex: 'half' } : {}),
+  })
+}
+
+/**
+ * tus 1.0.0: the creation URL takes POST, an upload URL HEAD, PATCH and DELETE. @tus/server
+ * creates an upload for a POST to any URL under its path, and answers 404 to other methods.
+ */
+const ALLOWED_AT_CREATION = ['POST', 'OPTIONS']
+const ALLOWED_AT_UPLOAD = ['HEAD', 'PATCH', 'DELETE', 'OPTIONS']
+
 function refuseEarly(request: Request): Response | undefined {
   const { method, headers } = request
-  if (method === 'GET') {
-    return jsonError(405, 'method_not_allowed', 'Download files from /api/files/:id/content.', {
-      Allow: 'POST, HEAD, PATCH, DELETE, OPTIONS',
-    })
+  const pathname = new URL(request.url).pathname
+  // tus-js-client users often configure the endpoint with a trailing slash.
+  const atCreation = pathname === TUS_PATH || pathname === `${TUS_PATH}/`
+  const allowed = atCreation ? ALLOWED_AT_CREATION : ALLOWED_AT_UPLOAD
+  if (!allowed.includes(method)) {
+    const hint =
+      method === 'GET' && !atCreation
+        ? 'Download files from /api/files/:id/content.'
+        : `${method} is not allowed here; use ${allowed.join(', ')}.`
+    return jsonError(405, 'method_not_allowed', hint, { Allow: allowed.join(', ') })
   }
   const version = headers.get('tus-resumable')
   if (method !== 'OPTIONS' && version === null) {
@@ -129,6 +173,10 @@ function refuseEarly(request: Request): Response | undefined {
       'unsupported_media_type',
       'PATCH bodies must be sent as Content-Type: application/offset+octet-stream.',
     )
+  }
+  // @tus/server answers 403 here; a missing header is a malformed request (400), as in tusd.
+  if (method === 'PATCH' && headers.get('upload-offset') === null) {
+    return jsonError(400, 'missing_offset', 'PATCH requests must send Upload-Offset.')
   }
   const metadata = headers.get('upload-metadata')
   if (metadata !== null && Buffer.byteLength(metadata) > MAX_METADATA_BYTES) {

@@ -20,10 +20,28 @@ export function readUploadFields(metadata: Metadata | undefined): UploadFields {
   const filename = firstPresent(metadata, 'filename', 'name')
   const type = firstPresent(metadata, 'filetype', 'type')
   const batchId = firstPresent(metadata, 'batchId')
-  return {
+  const fields = {
     filename: filename === null ? null : sanitizeFilename(filename),
     declaredType: type === null ? null : parseDeclaredType(type),
     batchId: batchId === null ? null : parseBatchId(batchId),
+  }
+  refuseNul(metadata)
+  return fields
+}
+
+/**
+ * Every value is kept with the upload, and PostgreSQL text and jsonb cannot hold U+0000: a NUL
+ * that reached the insert would fail it with a 500. The named fields above report theirs first.
+ */
+function refuseNul(metadata: Metadata | undefined): void {
+  for (const [key, value] of Object.entries(metadata ?? {})) {
+    if (value?.includes('\u0000')) {
+      throw new AppError(
+        'invalid',
+        'invalid_metadata',
+        `Upload-Metadata ${key} must not contain NUL characters.`,
+      )
+    }
   }
 }
 

@@ -40,8 +40,10 @@ export interface TestStore {
 
 const fileStore: TestStore = {
   name: 'file',
-  async open() {
-    const directory = await mkdtemp(path.join(tmpdir(), 'tusbox-test-files-'))
+  /** A fresh temporary directory, or the FILE_STORE_DIR the test chose (removed at close too). */
+  async open(env = {}) {
+    const directory =
+      env.FILE_STORE_DIR ?? (await mkdtemp(path.join(tmpdir(), 'tusbox-test-files-')))
     return {
       env: { STORAGE_BACKEND: 'file', FILE_STORE_DIR: directory },
       contents: () => listFiles(directory),

@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net'
-import { serve } from '@hono/node-server'
 import type { Knex } from 'knex'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildContainer, type Container, openDatabase } from '../../src/container.ts'
+import { createHttpServer, type HttpLimits } from '../../src/http/server.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { createTestDatabase } from './database.ts'
 import { TEST_STORES, type TestStore } from './stores.ts'
@@ -22,27 +22,30 @@ export interface TestServer {
 }
 
 /**
- * The real server (Postgres, pg-boss, the store, Hono on node:http) on 127.0.0.1 and a free
- * port, with a database and a store directory of its own.
+ * The real server (Postgres, pg-boss, the store, Hono on the node:http server `tusbox serve`
+ * uses, with its limits) on 127.0.0.1 and a free port, with a database and a store of its own.
+ * `httpLimits` replaces those limits, so that timeouts can be tested in milliseconds.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
   store: TestStore = TEST_STORES[0] as TestStore,
-  options: { readonly workers?: boolean } = {},
+  options: { readonly workers?: boolean; readonly httpLimits?: HttpLimits } = {},
 ): Promise<TestServer> {
+  // The HTTP server needs its logger before the config can name the port: same level, read early.
+  const logger = createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
   let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
     new Response('starting', { status: 503 })
-  const server = serve({
-    fetch: (request) => fetchHandler(request),
+  const server = createHttpServer((request) => fetchHandler(request), {
     hostname: '127.0.0.1',
-    port: 0,
+    logger,
+    ...(options.httpLimits ? { limits: options.httpLimits } : {}),
   })
-  await new Promise<void>((resolve) => server.once('listening', resolve))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   const database = await createTestDatabase()
-  const opened = await store.open()
+  const opened = await store.open(env)
   // A test database is a DATABASE_URL, where AUTH_MODE=none must be allowed explicitly.
   const settings = {
     DATABASE_URL: database.url,
@@ -51,7 +54,6 @@ export async function startTestServer(
     ...env,
   }
   const config = loadConfig({ PUBLIC_URL: url, LOG_LEVEL: 'silent', ...settings })
-  const logger = createLogger(config.logLevel)
   const databaseConnection = await openDatabase(config, logger)
   const container = await buildContainer(config, logger, databaseConnection)
   fetchHandler = container.app.fetch
@@ -67,7 +69,7 @@ export async function startTestServer(
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
-        if ('closeAllConnections' in server) server.closeAllConnections()
+        server.closeAllConnections()
       })
       await container.close()
       await databaseConnection.close()

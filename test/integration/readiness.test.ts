@@ -25,13 +25,15 @@ describe('/readyz when the storage is unreachable', () => {
       { name: 'database', status: 'ok' },
       { name: 'storage', status: 'failed', error: expect.stringMatching(reason) },
     ])
+    return body
   }
 
   it('names the storage check when the file store directory is gone', async () => {
     const directory = '/tmp/tusbox-test-readiness-gone'
     server = await startTestServer({ FILE_STORE_DIR: directory }, fileStore)
     await rm(directory, { recursive: true, force: true })
-    await expectStorageNotReady(/ENOENT/)
+    const body = await expectStorageNotReady(/ENOENT/)
+    expect(JSON.stringify(body)).not.toContain(directory)
   })
 
   it('names the storage check and the bucket when the bucket does not exist', async () => {

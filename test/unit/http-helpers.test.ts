@@ -16,6 +16,30 @@ describe('attachmentDisposition', () => {
       `attachment; filename="it's (1).txt"; filename*=UTF-8''it%27s%20%281%29.txt`,
     )
   })
+
+  it('keeps quotes, backslashes, CR/LF and semicolons from breaking out of the parameters', () => {
+    expect(attachmentDisposition('a"b\\c;d\r\ne.txt')).toBe(
+      `attachment; filename="a_b_c;d__e.txt"; filename*=UTF-8''a%22b%5Cc%3Bd%0D%0Ae.txt`,
+    )
+  })
+
+  it.each([
+    'a"b\\c;d\r\ne.txt',
+    '日本語の報告書.pdf',
+    'emoji 📄 %41.txt',
+    '"; filename="evil.exe',
+    "x'; filename*=UTF-8''evil.exe",
+    'tab\there.txt',
+  ])('gives %j as one header value of visible ASCII that decodes back to the name', (name) => {
+    const header = attachmentDisposition(name)
+    // RFC 9110 §5.5: field values are visible characters and spaces; RFC 8187 §3.2.1 attr-chars.
+    expect(header).toMatch(/^[\x20-\x7e]+$/)
+    const match =
+      /^attachment; filename="([^"\\]*)"; filename\*=UTF-8''([A-Za-z0-9!#$&+\-.^_`|~%]+)$/.exec(
+        header,
+      )
+    expect(decodeURIComponent(match?.[2] ?? '')).toBe(name)
+  })
 })
 
 describe('parseRangeHeader', () => {

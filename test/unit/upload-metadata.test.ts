@@ -80,4 +80,10 @@ describe('readUploadFields', () => {
       expect.objectContaining({ code: 'invalid_metadata' }),
     )
   })
+
+  it('refuses a NUL in any value it keeps, which PostgreSQL could not store', () => {
+    expect(() => readUploadFields({ filename: 'a.png', note: 'a\u0000b' })).toThrow(
+      expect.objectContaining({ code: 'invalid_metadata', message: expect.stringMatching(/note/) }),
+    )
+  })
 })
