@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { jobStats, migrate, outboxRedrive, outboxStats, purgeNow } from './commands/operations.ts'
 import { runRoles } from './commands/run.ts'
 import { ConfigError } from './config.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
+import { VERSION } from './lib/version.ts'
 
 const HELP = `tusbox: a resumable upload server (tus 1.0.0) with Postgres records and outbox events
 
@@ -69,7 +69,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   })
   const [command = 'help', ...rest] = positionals
   if (values.version) {
-    process.stdout.write(`tusbox ${await packageVersion()}\n`)
+    process.stdout.write(`tusbox ${VERSION}\n`)
     return 0
   }
   if (values.help || command === 'help') {
@@ -90,11 +90,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${error.message}\n`)
     return 2
   }
-}
-
-async function packageVersion(): Promise<string> {
-  const manifest = await readFile(new URL('../package.json', import.meta.url), 'utf8')
-  return (JSON.parse(manifest) as { version: string }).version
 }
 
 function loadEnvFile(explicit: string | undefined): void {

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit'
 import type { Authenticate } from '../auth/authenticate.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
 import type { Logger } from '../lib/logger.ts'
+import { VERSION } from '../lib/version.ts'
 import type { OutboxOperations } from '../outbox/operations.ts'
 import { TUS_PATH, type TusHandler } from '../tus/tus-server.ts'
 import type { BatchService } from '../uploads/batch.service.ts'
@@ -10,9 +11,7 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
-import { adminRoutes } from './routes/admin.ts'
-import { batchRoutes } from './routes/batches.ts'
-import { fileRoutes } from './routes/files.ts'
+import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
 
 /**
@@ -37,7 +36,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   app.use('*', cors(deps.cors, TUS_PATH))
   const authenticate = authenticateRequests(deps.authenticate)
-  for (const path of [TUS_PATH, `${TUS_PATH}/*`, '/api/*']) app.use(path, authenticate)
+  app.use(TUS_PATH, authenticate)
+  app.use(`${TUS_PATH}/*`, authenticate)
+  app.use('/api/*', (c, next) =>
+    PUBLIC_API_PATHS.includes(c.req.path.slice('/api'.length)) ? next() : authenticate(c, next),
+  )
 
   // app.all: Hono routes HEAD through GET handlers, and tus needs its own HEAD. The body is
   // handed to tus as a stream; no body-parsing middleware may run on these paths.
@@ -53,9 +56,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         jsonError(c, 413, 'body_too_large', `Bodies are limited to ${MAX_JSON_BODY_BYTES} bytes.`),
     }),
   )
-  app.route('/api/files', fileRoutes(deps.uploads))
-  app.route('/api/batches', batchRoutes(deps.batches))
-  app.route('/api/admin', adminRoutes(deps.operations))
+  app.route(
+    '/api',
+    apiRoutes({
+      uploads: deps.uploads,
+      batches: deps.batches,
+      operations: deps.operations,
+      version: VERSION,
+    }),
+  )
   app.route('/', healthRoutes(deps.readiness))
 
   app.notFound((c) =>
