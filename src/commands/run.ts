@@ -1,12 +1,9 @@
-import type { AddressInfo } from 'node:net'
-import { serve } from '@hono/node-server'
 import { type Config, loadConfig } from '../config.ts'
 import { buildContainer, type Container, type Database, openDatabase } from '../container.ts'
 import type { ConnectionSettings } from '../db/knex.ts'
+import { startHttpServer } from '../http/server.ts'
 import type { Logger } from '../lib/logger.ts'
 import { Lifecycle } from '../lib/shutdown.ts'
-
-type Server = ReturnType<typeof serve>
 
 /** What a long-running command starts: the HTTP API, the workers, or both in one process. */
 export interface Roles {
@@ -29,9 +26,14 @@ export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
       logger.info('tusbox worker is running', { concurrency: config.jobs.concurrency })
     }
     if (roles.http) {
-      const server = await listen(container.app.fetch, config.http.host, config.http.port)
-      await lifecycle.started('http server', () => closeServer(server))
-      const { port } = server.address() as AddressInfo
+      const server = await startHttpServer({
+        fetch: container.app.fetch,
+        hostname: config.http.host,
+        port: config.http.port,
+        logger,
+      })
+      await lifecycle.started('http server', () => server.close(config.http.shutdownGracePeriodMs))
+      const { port } = server
       logger.info('tusbox is listening', {
         url: `http://${config.http.host}:${port}`,
         tusEndpoint: `http://${config.http.host}:${port}/files`,
@@ -64,34 +66,6 @@ async function startContainer(config: Config, logger: Logger, lifecycle: Lifecyc
   const container = await buildContainer(config, logger, database)
   await lifecycle.started('jobs', () => container.close())
   return { database, container }
-}
-
-async function listen(
-  fetch: (request: Request) => Response | Promise<Response>,
-  hostname: string,
-  port: number,
-): Promise<Server> {
-  const server = serve({ fetch, hostname, port })
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve)
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(
-              `${hostname}:${port} is already in use: stop what listens there, or set PORT.`,
-            )
-          : error,
-      ),
-    )
-  })
-  return server
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()))
-    if ('closeIdleConnections' in server) server.closeIdleConnections()
-  })
 }
 
 /** Where the data lives, without the password: enough to connect with psql. */
