@@ -8,15 +8,13 @@ import { createKnex } from '../../src/db/knex.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts'
 import { MiB, pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
-import { TcpProxy } from '../helpers/tcp-proxy.ts'
+import { stalledUpload } from '../helpers/stalled-upload.ts'
+import type { TcpProxy } from '../helpers/tcp-proxy.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 import { startTusboxServer, type TusboxServer } from '../helpers/tusbox-process.ts'
-import { waitUntil } from '../helpers/wait.ts'
 
 /** The PATCH stalls after this many bytes: the server has read them, the rest never comes. */
 const STALL_AFTER = MiB
-/** Generous room for the POST and the PATCH's headers within STALL_AFTER. */
-const HEADERS_ROOM = 4096
 
 describe('SIGTERM while a PATCH is in flight', () => {
   let database: TestDatabase
@@ -52,46 +50,22 @@ describe('SIGTERM while a PATCH is in flight', () => {
     return server
   }
 
-  /**
-   * One upload in one PATCH through a proxy that stops forwarding after STALL_AFTER bytes;
-   * resolves once the server has written what it received to the file.
-   */
-  async function stalledUpload(server: TusboxServer, bytes: Buffer) {
-    const proxy = await TcpProxy.start({ targetPort: server.port })
-    proxies.push(proxy)
-    const stalled = proxy.holdAfter(STALL_AFTER)
-    let uploadUrl: string | undefined
-    const responses: Array<{ method: string; status: number; connection: string | undefined }> = []
-    const client = uploadWithTus(`${proxy.url}/files`, bytes, {
-      metadata: { filename: 'in-flight.png', filetype: 'image/png' },
-      onBeforeRequest: (request) => {
-        if (request.getMethod() === 'PATCH') uploadUrl = request.getURL()
-      },
-      onAfterResponse: (request, response) => {
-        responses.push({
-          method: request.getMethod(),
-          status: response.getStatus(),
-          connection: response.getHeader('Connection'),
-        })
-      },
+  async function stalled(server: TusboxServer, bytes: Buffer) {
+    const upload = await stalledUpload({
+      port: server.port,
+      bytes,
+      stallAfter: STALL_AFTER,
+      knex,
+      directory,
     })
-    // Observed either way below; this keeps a rejection from going unhandled meanwhile.
-    client.catch(() => undefined)
-    await stalled
-    if (!uploadUrl) throw new Error('the client sent no PATCH')
-    const id = uploadUrl.slice(uploadUrl.lastIndexOf('/') + 1)
-    const row = await knex('upload_files').where({ id }).first()
-    const file = path.join(directory, row.storage_key)
-    await waitUntil('the server wrote the bytes it received', async () => {
-      return (await stat(file)).size >= STALL_AFTER - HEADERS_ROOM
-    })
-    return { proxy, id, file, client, responses }
+    proxies.push(upload.proxy)
+    return upload
   }
 
   it('stops accepting connections, cuts the PATCH after the grace period keeping its bytes, and exits 0; the client resumes from them', async () => {
     const server = await serve({ SHUTDOWN_GRACE_PERIOD: '1s' })
     const bytes = pngBytes(4 * MiB)
-    const { id, file, client } = await stalledUpload(server, bytes)
+    const { id, file, client, minimumSaved } = await stalled(server, bytes)
 
     server.process.child.kill('SIGTERM')
     await server.process.waitForLog('no longer accepting connections')
@@ -103,7 +77,7 @@ describe('SIGTERM while a PATCH is in flight', () => {
     await expect(client).rejects.toThrow()
 
     const saved = (await stat(file)).size
-    expect(saved).toBeGreaterThanOrEqual(STALL_AFTER - HEADERS_ROOM)
+    expect(saved).toBeGreaterThanOrEqual(minimumSaved)
     const restarted = await serve()
     const head = await fetch(`${restarted.tusEndpoint}/${id}`, {
       method: 'HEAD',
@@ -125,7 +99,7 @@ describe('SIGTERM while a PATCH is in flight', () => {
   it('lets a PATCH that ends within the grace period finish and store its upload, then exits 0', async () => {
     const server = await serve({ SHUTDOWN_GRACE_PERIOD: '30s' })
     const bytes = pngBytes(2 * MiB)
-    const { proxy, id, client, responses } = await stalledUpload(server, bytes)
+    const { proxy, id, client, responses } = await stalled(server, bytes)
 
     server.process.child.kill('SIGTERM')
     await server.process.waitForLog('no longer accepting connections')
@@ -143,7 +117,7 @@ describe('SIGTERM while a PATCH is in flight', () => {
 
   it('exits at once with code 1 on a second SIGTERM', async () => {
     const server = await serve({ SHUTDOWN_GRACE_PERIOD: '60s' })
-    await stalledUpload(server, pngBytes(2 * MiB))
+    await stalled(server, pngBytes(2 * MiB))
 
     server.process.child.kill('SIGTERM')
     await server.process.waitForLog('no longer accepting connections')
