@@ -1,4 +1,5 @@
 import type { ServerOptions } from '@tus/server'
+import { databaseUnavailable } from '../db/errors.ts'
 import { AppError, isAppError } from '../lib/errors.ts'
 import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -62,10 +63,18 @@ export function createHooks(deps: HookDeps, requestUploads: RequestUploads): Hoo
     },
 
     async onResponseError(req, error) {
-      if (isAppError(error)) {
+      const known = isAppError(error) ? error : databaseUnavailable(error)
+      if (known) {
+        if (known.kind === 'unavailable') {
+          deps.logger.warn('tus request failed: the database is unavailable', {
+            method: req.method,
+            url: req.url,
+            reason: known.cause instanceof Error ? known.cause.message : known.message,
+          })
+        }
         return {
-          status_code: STATUS_BY_KIND[error.kind],
-          body: errorBody(error.code, error.message),
+          status_code: STATUS_BY_KIND[known.kind],
+          body: errorBody(known.code, known.message),
         }
       }
       if ('status_code' in error) return undefined

@@ -1,7 +1,7 @@
 import { Server } from '@tus/server'
 import { TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
-import { errorBody } from '../lib/http-status.ts'
+import { errorBody, RETRY_AFTER_SECONDS } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
@@ -130,6 +130,8 @@ async function asJsonError(response: Response): Promise<Response> {
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))
+  // onResponseError can set a status and a body, not headers; only it answers 503 here.
+  if (response.status === 503) headers.set('Retry-After', String(RETRY_AFTER_SECONDS))
   return new Response(body, { status: response.status, headers })
 }
 
