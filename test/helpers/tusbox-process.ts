@@ -55,6 +55,7 @@ export class TusboxProcess {
   /** The exit code, or the signal that ended it. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   #log = ''
+  #stdout = ''
   readonly #waiters = new Set<() => void>()
 
   constructor(args: readonly string[], env: Record<string, string>) {
@@ -66,9 +67,22 @@ export class TusboxProcess {
       this.#log += chunk.toString()
       for (const waiter of [...this.#waiters]) waiter()
     })
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.#stdout += chunk.toString()
+    })
     this.child.once('exit', () => {
       for (const waiter of [...this.#waiters]) waiter()
     })
+  }
+
+  /** Everything it wrote on stderr so far: its JSON log lines. */
+  get log(): string {
+    return this.#log
+  }
+
+  /** What it printed on stdout: nothing, for a server (its log goes to stderr). */
+  get stdout(): string {
+    return this.#stdout
   }
 
   get running(): boolean {
