@@ -53,7 +53,7 @@ export interface Container {
 /** Starts PostgreSQL when tusbox owns it (no DATABASE_URL), connects, and migrates. */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   if (config.database.kind === 'external') {
-    const knex = createKnex(config.database.url)
+    const knex = createKnex(config.database.url, logger)
     await migrateOrClose(knex)
     return { connection: config.database.url, knex, close: () => knex.destroy() }
   }
@@ -63,7 +63,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     database: EMBEDDED_DATABASE_NAME,
     logger,
   })
-  const knex = createKnex(embedded.connection)
+  const knex = createKnex(embedded.connection, logger)
   try {
     await migrateLatest(knex)
   } catch (error) {

@@ -1,9 +1,7 @@
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { type Config, loadConfig } from '../config.ts'
 import { buildContainer, type Container, type Database, openDatabase } from '../container.ts'
 import type { ConnectionSettings } from '../db/knex.ts'
-import { createHttpServer } from '../http/server.ts'
+import { startHttpServer } from '../http/server.ts'
 import type { Logger } from '../lib/logger.ts'
 import { Lifecycle } from '../lib/shutdown.ts'
 
@@ -33,9 +31,14 @@ export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
           'AUTH_MODE=none: no tokens are checked and every client can read and delete every upload; set AUTH_MODE=jwt for anything but local use',
         )
       }
-      const server = await listen(container.app.fetch, config.http.host, config.http.port, logger)
-      await lifecycle.started('http server', () => closeServer(server))
-      const { port } = server.address() as AddressInfo
+      const server = await startHttpServer({
+        fetch: container.app.fetch,
+        hostname: config.http.host,
+        port: config.http.port,
+        logger,
+      })
+      await lifecycle.started('http server', () => server.close(config.http.shutdownGracePeriodMs))
+      const { port } = server
       logger.info('tusbox is listening', {
         url: `http://${config.http.host}:${port}`,
         tusEndpoint: `http://${config.http.host}:${port}/files`,
@@ -68,36 +71,6 @@ async function startContainer(config: Config, logger: Logger, lifecycle: Lifecyc
   const container = await buildContainer(config, logger, database)
   await lifecycle.started('jobs', () => container.close())
   return { database, container }
-}
-
-async function listen(
-  fetch: (request: Request) => Response | Promise<Response>,
-  hostname: string,
-  port: number,
-  logger: Logger,
-): Promise<Server> {
-  const server = createHttpServer(fetch, { hostname, logger })
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve)
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(
-              `${hostname}:${port} is already in use: stop what listens there, or set PORT.`,
-            )
-          : error,
-      ),
-    )
-    server.listen(port, hostname)
-  })
-  return server
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()))
-    server.closeIdleConnections()
-  })
 }
 
 /** Where the data lives, without the password: enough to connect with psql. */

@@ -1,10 +1,30 @@
 import knex, { type Knex } from 'knex'
+import type { Logger } from '../lib/logger.ts'
 import type { Transaction, TransactionRunner } from './transaction.ts'
 
 export type ConnectionSettings = string | Knex.PgConnectionConfig
 
-export function createKnex(connection: ConnectionSettings, poolMax = 10): Knex {
-  return knex({ client: 'pg', connection, pool: { min: 0, max: poolMax } })
+/**
+ * With a logger, knex's own warnings (such as "Connection Error" when the database goes away)
+ * join the JSON log on stderr instead of coloured text on stdout.
+ */
+export function createKnex(connection: ConnectionSettings, logger?: Logger, poolMax = 10): Knex {
+  return knex({
+    client: 'pg',
+    connection,
+    pool: { min: 0, max: poolMax },
+    ...(logger
+      ? {
+          log: {
+            warn: (message: unknown) => logger.warn('knex warning', { detail: String(message) }),
+            error: (message: unknown) => logger.error('knex error', { detail: String(message) }),
+            deprecate: (message: unknown) =>
+              logger.warn('knex deprecation', { detail: String(message) }),
+            debug: (message: unknown) => logger.debug('knex debug', { detail: String(message) }),
+          },
+        }
+      : {}),
+  })
 }
 
 export function transactionRunner(db: Knex): TransactionRunner {

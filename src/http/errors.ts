@@ -1,7 +1,8 @@
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { databaseUnavailable } from '../db/errors.ts'
 import { isAppError, TooManyError } from '../lib/errors.ts'
-import { STATUS_BY_KIND } from '../lib/http-status.ts'
+import { RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import { RangeNotSatisfiableError } from '../uploads/upload.service.ts'
 
@@ -20,12 +21,22 @@ export function handleError(error: Error, c: Context, logger: Logger) {
     const challenge = error.code === 'missing_token' ? '' : ', error="invalid_token"'
     c.header('WWW-Authenticate', `Bearer realm="tusbox"${challenge}`)
   }
-  if (isAppError(error)) {
+  const known = isAppError(error) ? error : databaseUnavailable(error)
+  if (known) {
+    if (known.kind === 'unavailable') {
+      c.header('Retry-After', String(RETRY_AFTER_SECONDS))
+      logger.warn('request failed: a service it needs is unavailable', {
+        code: known.code,
+        method: c.req.method,
+        path: c.req.path,
+        reason: known.cause instanceof Error ? known.cause.message : known.message,
+      })
+    }
     return jsonError(
       c,
-      STATUS_BY_KIND[error.kind] as ContentfulStatusCode,
-      error.code,
-      error.message,
+      STATUS_BY_KIND[known.kind] as ContentfulStatusCode,
+      known.code,
+      known.message,
     )
   }
   logger.error('request failed', { method: c.req.method, path: c.req.path, error })

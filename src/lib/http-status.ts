@@ -15,6 +15,12 @@ export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = {
   unavailable: 503,
 }
 
+/**
+ * Retry-After on a 503: a database restart or failover takes seconds. tus-js-client keeps to its
+ * own retryDelays; other clients and proxies honour this.
+ */
+export const RETRY_AFTER_SECONDS = 5
+
 export function errorBody(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } })
 }

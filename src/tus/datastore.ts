@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { access, mkdir, open, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
   AbortMultipartUploadCommand,
@@ -239,6 +239,25 @@ class CompleteRemovalS3Store extends S3Store {
   override async remove(id: string): Promise<void> {
     await this.#objects.removeUpload(id)
     await this.clearCache(id)
+  }
+
+  /**
+   * A PATCH whose connection is cut destroys the request body. When the upload has an
+   * incomplete part, @tus/s3-store 2.0.7 first downloads and deletes it, then reads it and the
+   * body through a MultiStream, which never notices a body destroyed before its turn: write()
+   * never settles and the upload's lock is held until the next request times out (500 after
+   * 30 s). A cut body is ended instead, so what arrived is stored, as FileStore does.
+   */
+  override write(src: Readable, id: string, offset: number): Promise<number> {
+    const body = new PassThrough()
+    const endBody = () => {
+      if (!body.writableEnded) body.end()
+    }
+    src.once('error', endBody)
+    src.once('close', endBody)
+    src.pipe(body)
+    if (src.destroyed) endBody()
+    return super.write(body, id, offset)
   }
 }
 

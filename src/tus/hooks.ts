@@ -1,5 +1,6 @@
 import type { ServerOptions } from '@tus/server'
 import type { Principal } from '../auth/authenticate.ts'
+import { databaseUnavailable } from '../db/errors.ts'
 import { AppError, isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
@@ -84,10 +85,19 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
         const state = states.get(req)
         if (state) state.retryAfterSeconds = error.retryAfterSeconds
       }
-      if (isAppError(error)) {
+      const known = isAppError(error) ? error : databaseUnavailable(error)
+      if (known) {
+        if (known.kind === 'unavailable') {
+          deps.logger.warn('tus request failed: a service it needs is unavailable', {
+            code: known.code,
+            method: req.method,
+            url: req.url,
+            reason: known.cause instanceof Error ? known.cause.message : known.message,
+          })
+        }
         return {
-          status_code: STATUS_BY_KIND[error.kind],
-          body: errorBody(error.code, error.message),
+          status_code: STATUS_BY_KIND[known.kind],
+          body: errorBody(known.code, known.message),
         }
       }
       if ('status_code' in error) return undefined

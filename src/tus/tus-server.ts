@@ -3,7 +3,7 @@ import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
-import { errorBody } from '../lib/http-status.ts'
+import { errorBody, RETRY_AFTER_SECONDS } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
@@ -217,7 +217,11 @@ async function asJsonError(
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))
-  if (retryAfterSeconds !== undefined) headers.set('Retry-After', String(retryAfterSeconds))
+  // onResponseError can set a status and a body, not headers: a 429 leaves its wait in the
+  // request's state, and only a database outage answers 503 here.
+  const retryAfter =
+    retryAfterSeconds ?? (response.status === 503 ? RETRY_AFTER_SECONDS : undefined)
+  if (retryAfter !== undefined) headers.set('Retry-After', String(retryAfter))
   return new Response(body, { status: response.status, headers })
 }
 

@@ -12,6 +12,7 @@ describe('loadConfig', () => {
         port: 1080,
         publicUrl: 'http://127.0.0.1:1080',
         publicUrlExplicit: false,
+        shutdownGracePeriodMs: 10_000,
       },
       storage: { backend: 'file', directory: './.data/files' },
       uploads: {

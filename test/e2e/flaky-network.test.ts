@@ -1,0 +1,95 @@
+import { randomInt } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { pngBytes } from '../helpers/fixtures.ts'
+import { countRows, expectStoredOnce } from '../helpers/records.ts'
+import { TEST_STORES } from '../helpers/stores.ts'
+import { seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { uploadWithTus } from '../helpers/tus-client.ts'
+
+/** FLAKY_NETWORK_SEED=<seed from the test name> replays a failing run's faults. */
+const SEED = Number(process.env.FLAKY_NETWORK_SEED ?? randomInt(2 ** 32))
+const UPLOADS = 50
+const PARALLEL_UPLOADS = 5
+const CHUNK_SIZE = 64 * 1024
+const MAX_UPLOAD_SIZE = 700 * 1024
+/** A connection is cut after 100 B to 256 KiB, about four chunks: most uploads lose several. */
+const MAX_CONNECTION_BUDGET = 256 * 1024
+/** Short delays: the faults are the proxy's, not a server that needs time to come back. */
+const RETRY_DELAYS = [0, 10, 50, 100, ...Array<number>(26).fill(100)]
+
+interface Planned {
+  readonly index: number
+  readonly bytes: Buffer
+  readonly random: () => number
+}
+
+describe.each(TEST_STORES)(
+  `uploads through a network that cuts connections, on the $name store (seed ${SEED})`,
+  (store) => {
+    let server: TestServer
+    const proxies: TcpProxy[] = []
+
+    beforeAll(async () => {
+      // No PUBLIC_URL: Location then names the proxy the client came through (its Host).
+      server = await startTestServer({ PUBLIC_URL: '' }, store)
+    })
+
+    afterAll(async () => {
+      await Promise.all(proxies.map((proxy) => proxy.close()))
+      await server?.close()
+    })
+
+    /** Each upload draws its size and its cuts from its own stream, so a seed replays it alone. */
+    function plan(index: number): Planned {
+      const random = seededRandom(SEED + index * 0x9e3779b9)
+      const size = 1024 + Math.floor(random() * (MAX_UPLOAD_SIZE - 1024))
+      return { index, bytes: pngBytes(size), random }
+    }
+
+    async function uploadThroughFlakyProxy({ index, bytes, random }: Planned) {
+      const proxy = await TcpProxy.start({
+        targetPort: Number(new URL(server.url).port),
+        // One connection in five is left alone; the others are cut somewhere in their life.
+        budget: () =>
+          random() < 0.2 ? undefined : 100 + Math.floor(random() * MAX_CONNECTION_BUDGET),
+      })
+      proxies.push(proxy)
+      const failures: string[] = []
+      const { id } = await uploadWithTus(`${proxy.url}/files`, bytes, {
+        chunkSize: CHUNK_SIZE,
+        retryDelays: RETRY_DELAYS,
+        metadata: { filename: `flaky-${index}.png`, filetype: 'image/png' },
+        // Retries hide error answers; the server must never give one, only lose connections.
+        onAfterResponse: (request, response) => {
+          if (response.getStatus() >= 400)
+            failures.push(`${request.getMethod()} ${response.getStatus()} ${response.getBody()}`)
+        },
+      })
+      return { id, bytes, cuts: proxy.cuts, failures }
+    }
+
+    it(`stores all ${UPLOADS} uploads once each, with their exact sha256`, async () => {
+      const queue = Array.from({ length: UPLOADS }, (_, index) => plan(index))
+      const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
+      await Promise.all(
+        Array.from({ length: PARALLEL_UPLOADS }, async () => {
+          for (let next = queue.shift(); next; next = queue.shift()) {
+            done.push(await uploadThroughFlakyProxy(next))
+          }
+        }),
+      )
+
+      expect(done).toHaveLength(UPLOADS)
+      expect(done.flatMap(({ failures }) => failures)).toEqual([])
+      for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
+      expect(new Set(done.map(({ id }) => id)).size).toBe(UPLOADS)
+      const stored = await server.knex('upload_files').where({ status: 'STORED' }).count('*')
+      expect(Number(stored[0]?.count)).toBe(UPLOADS)
+      expect(await countRows(server.knex, 'outbox_events')).toBe(UPLOADS)
+      // The faults really happened: most uploads lost at least one connection.
+      const cut = done.filter(({ cuts }) => cuts > 0).length
+      expect(cut).toBeGreaterThan(UPLOADS / 2)
+    })
+  },
+)
