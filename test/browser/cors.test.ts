@@ -1,0 +1,114 @@
+import { readFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Browser, launchBrowser } from '../helpers/browser.ts'
+import { pngBytes } from '../helpers/fixtures.ts'
+import { expectStoredOnce } from '../helpers/records.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { signHs256 } from '../helpers/tokens.ts'
+
+const SECRET = 'a-shared-hs256-secret-for-the-browser'
+
+/** A page on an origin of its own (another port is another origin) that has tus-js-client. */
+async function startPageServer(): Promise<{ server: Server; origin: string }> {
+  const tusClient = await readFile(
+    new URL('../../node_modules/tus-js-client/dist/tus.min.js', import.meta.url),
+  )
+  const server = createServer((request, response) => {
+    if (request.url === '/tus.min.js') {
+      response.writeHead(200, { 'Content-Type': 'text/javascript' }).end(tusClient)
+      return
+    }
+    response
+      .writeHead(200, { 'Content-Type': 'text/html' })
+      .end('<!doctype html><title>another app</title><script src="/tus.min.js"></script>')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+}
+
+/** Runs tus-js-client in the page: the browser sends its own preflights, as for any web app. */
+function uploadFromPage(
+  browser: Browser,
+  origin: string,
+  upload: { endpoint: string; token: string; bytes: Uint8Array },
+): Promise<{ url?: string; error?: string }> {
+  return browser.context.newPage().then(async (page) => {
+    await page.goto(origin)
+    return page.evaluate(
+      ({ endpoint, token, bytes }) =>
+        new Promise<{ url?: string; error?: string }>((resolve) => {
+          const tus = (globalThis as unknown as { tus: typeof import('tus-js-client') }).tus
+          const file = new Blob([new Uint8Array(bytes)], { type: 'image/png' })
+          const client = new tus.Upload(file, {
+            endpoint,
+            chunkSize: 64 * 1024,
+            retryDelays: [],
+            headers: { Authorization: `Bearer ${token}` },
+            metadata: { filename: 'from-the-browser.png', filetype: 'image/png' },
+            onSuccess: () => resolve({ url: client.url ?? undefined }),
+            onError: (error) => resolve({ error: String(error) }),
+          })
+          client.start()
+        }),
+      { endpoint: upload.endpoint, token: upload.token, bytes: [...upload.bytes] },
+    )
+  })
+}
+
+describe('CORS from a real browser (chromium)', () => {
+  let browser: Browser
+  let allowed: { server: Server; origin: string }
+  let other: { server: Server; origin: string }
+  let server: TestServer
+  let token: string
+
+  beforeAll(async () => {
+    allowed = await startPageServer()
+    other = await startPageServer()
+    server = await startTestServer({
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_SECRET: SECRET,
+      AUTH_ALLOW_ANONYMOUS: 'false',
+      CORS_ALLOWED_ORIGINS: allowed.origin,
+    })
+    token = await signHs256(SECRET, { sub: 'browser-user' })
+    browser = await launchBrowser()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await server?.close()
+    allowed?.server.close()
+    other?.server.close()
+  })
+
+  it('uploads in 64 KiB chunks with a bearer token from an allowed origin, preflights and all', async () => {
+    const bytes = pngBytes(300_000)
+
+    const result = await uploadFromPage(browser, allowed.origin, {
+      endpoint: server.tusEndpoint,
+      token,
+      bytes,
+    })
+
+    expect(result.error).toBeUndefined()
+    const id = result.url?.split('/').at(-1) ?? ''
+    await expectStoredOnce(server.knex, id, bytes)
+  })
+
+  it('is refused by the browser itself from an origin that is not allowed, before any upload exists', async () => {
+    const before = await server.knex('upload_files').count<{ count: string }[]>({ count: '*' })
+
+    const result = await uploadFromPage(browser, other.origin, {
+      endpoint: server.tusEndpoint,
+      token,
+      bytes: pngBytes(1_000),
+    })
+
+    expect(result.error).toMatch(/failed to create upload/)
+    const after = await server.knex('upload_files').count<{ count: string }[]>({ count: '*' })
+    expect(after).toEqual(before)
+  })
+})
