@@ -138,6 +138,7 @@ const settingsSchema = z.object({
   PORT: port.default(1080),
   HOST: z.string().default('127.0.0.1'),
   PUBLIC_URL: url.optional(),
+  DEMO_PAGE: boolean.optional(),
   SHUTDOWN_GRACE_PERIOD: duration.prefault('10s'),
   STORAGE_BACKEND: z.enum(['file', 's3'], { message: 'must be "file" or "s3"' }).default('file'),
   FILE_STORE_DIR: z.string().default('./.data/files'),
@@ -277,6 +278,8 @@ export interface Config {
     readonly publicUrl: string
     /** True when PUBLIC_URL was set: tus Location headers use it instead of the Host header. */
     readonly publicUrlExplicit: boolean
+    /** The demo page at /: DEMO_PAGE, or on with the embedded PostgreSQL and off otherwise. */
+    readonly demoPage: boolean
     /** How long requests in flight may run on after a stop signal before their connections close. */
     readonly shutdownGracePeriodMs: number
   }
@@ -378,6 +381,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       port: settings.PORT,
       publicUrl,
       publicUrlExplicit: settings.PUBLIC_URL !== undefined,
+      demoPage: settings.DEMO_PAGE ?? settings.DATABASE_URL === undefined,
       shutdownGracePeriodMs: settings.SHUTDOWN_GRACE_PERIOD,
     },
     storage: storageConfig(settings),

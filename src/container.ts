@@ -165,6 +165,7 @@ export async function buildContainer(
   const app = createApp({
     tus,
     authenticate: createAuthenticate(config.auth),
+    demoPage: config.http.demoPage,
     cors,
     uploads,
     batches: new BatchService({

@@ -12,6 +12,7 @@ import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
+import { demoRoutes } from './routes/demo.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
 
 /**
@@ -28,6 +29,7 @@ export interface AppDeps {
   readonly batches: BatchService
   readonly operations: OutboxOperations
   readonly readiness: readonly ReadinessCheck[]
+  readonly demoPage: boolean
   readonly logger: Logger
 }
 
@@ -66,6 +68,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }),
   )
   app.route('/', healthRoutes(deps.readiness))
+  if (deps.demoPage) app.route('/', demoRoutes())
 
   app.notFound((c) =>
     jsonError(c, 404, 'route_not_found', `No route for ${c.req.method} ${c.req.path}.`),

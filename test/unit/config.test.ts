@@ -12,6 +12,7 @@ describe('loadConfig', () => {
         port: 1080,
         publicUrl: 'http://127.0.0.1:1080',
         publicUrlExplicit: false,
+        demoPage: true,
         shutdownGracePeriodMs: 10_000,
       },
       storage: { backend: 'file', directory: './.data/files' },
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
     expect(config.database).toEqual({ kind: 'external', url: 'postgres://u:p@db:5432/tusbox' })
     expect(config.http.publicUrl).toBe('https://uploads.example.com')
     expect(config.http.publicUrlExplicit).toBe(true)
+    expect(config.http.demoPage).toBe(false)
     expect(config.uploads).toEqual({
       maxSize: 1_048_576,
       allowedTypes: ['image/*', 'application/pdf'],
