@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { jobStats, migrate, outboxRedrive, outboxStats, purgeNow } from './commands/operations.ts'
 import { runRoles } from './commands/run.ts'
+import { uploadCommand } from './commands/upload.ts'
 import { ConfigError } from './config.ts'
 import { createLogger, type Logger } from './lib/logger.ts'
 import { VERSION } from './lib/version.ts'
@@ -21,6 +22,11 @@ Commands:
   outbox redrive <event id>  Deliver one dead event again
   jobs                       Queue sizes and failures of the background jobs
   migrate                    Apply pending database migrations and exit
+  upload <file|dir>...       Upload files to a tusbox server (a client: resumes, shows
+                             progress, prints each file's id, status and sha256);
+                             "tusbox upload --help" lists its options:
+                             --endpoint URL, --token TOKEN, --chunk-size SIZE,
+                             --parallel N, --batch, --json, --quiet
   help                       Show this help
 
 Options:
@@ -55,6 +61,8 @@ const COMMANDS: Record<string, Command> = {
 class UsageError extends Error {}
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // A client, not a server command: its own options, and no server settings (.env) to load.
+  if (argv[0] === 'upload') return uploadCommand(argv.slice(1))
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {
