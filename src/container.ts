@@ -129,6 +129,7 @@ export async function buildContainer(
     outbox: outboxRepository,
     jobs,
     storage: datastore.storage,
+    digests: datastore.digests,
     transactions,
     policy,
     publicUrl,
@@ -150,7 +151,12 @@ export async function buildContainer(
   const cors = corsPolicy(config.corsAllowedOrigins)
   const operations = new OutboxOperations(outboxRepository, jobs, () => queueStats(boss))
   // Connects on the first tus request, so a worker-only process never opens its session.
-  const locker = new PgLocker({ connection: database.connection, logger })
+  // Hearing of requests on other instances, it drops digests that may no longer match the bytes.
+  const locker = new PgLocker({
+    connection: database.connection,
+    logger,
+    watcher: datastore.digests,
+  })
   const tus = createTusHandler({
     datastore,
     locker,

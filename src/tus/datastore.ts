@@ -18,18 +18,28 @@ import { FileStore } from '@tus/file-store'
 import { type MetadataValue, S3Store } from '@tus/s3-store'
 import { type DataStore, ERRORS, type KvStore } from '@tus/utils'
 import type { FileStorageConfig, S3StorageConfig } from '../config.ts'
+import { SNIFF_BYTES } from '../uploads/content-type.ts'
 import type { ByteRange, DownloadHeaders, StoredProgress, UploadStorage } from '../uploads/types.ts'
+import { StreamedDigestRegistry } from './streamed-digests.ts'
 
-/** The tus store that receives bytes, and the same bytes seen through the upload domain's port. */
+/**
+ * The tus store that receives bytes, the same bytes seen through the upload domain's port, and
+ * the digests computed as they arrived.
+ */
 export interface Datastore {
   readonly tusStore: DataStore
   readonly storage: UploadStorage
+  readonly digests: StreamedDigestRegistry
 }
 
 export async function createDatastore(
   config: FileStorageConfig | S3StorageConfig,
 ): Promise<Datastore> {
-  return config.backend === 'file' ? createFileDatastore(config) : createS3Datastore(config)
+  // The head kept from the stream is the window the finish step sniffs the type from.
+  const digests = new StreamedDigestRegistry({ headBytes: SNIFF_BYTES })
+  return config.backend === 'file'
+    ? createFileDatastore(config, digests)
+    : createS3Datastore(config, digests)
 }
 
 /** Offset and length as tus sees them; undefined when the store has no such upload. */
@@ -49,22 +59,49 @@ async function sha256Of(stream: Readable): Promise<string> {
   return hash.digest('hex')
 }
 
-async function createFileDatastore(config: FileStorageConfig): Promise<Datastore> {
+async function createFileDatastore(
+  config: FileStorageConfig,
+  digests: StreamedDigestRegistry,
+): Promise<Datastore> {
   const root = path.resolve(config.directory)
   // FileStore creates its directory in a callback that throws; create it first so a bad
   // FILE_STORE_DIR is reported at start-up instead of crashing the process later.
   await mkdir(root, { recursive: true })
-  const tusStore = new FileStore({ directory: root })
-  return { tusStore, storage: new FileStorage(root, tusStore) }
+  const tusStore = new HashingFileStore({ directory: root }, digests)
+  return { tusStore, storage: new FileStorage(root, tusStore, digests), digests }
+}
+
+/** FileStore whose writes are hashed on their way to the file (see StreamedDigestRegistry). */
+class HashingFileStore extends FileStore {
+  readonly #digests: StreamedDigestRegistry
+
+  constructor(
+    options: ConstructorParameters<typeof FileStore>[0],
+    digests: StreamedDigestRegistry,
+  ) {
+    super(options)
+    this.#digests = digests
+  }
+
+  override write(readable: Readable, id: string, offset: number): Promise<number> {
+    return this.#digests.write(id, offset, readable, (hashed) => super.write(hashed, id, offset))
+  }
+
+  override async remove(id: string): Promise<void> {
+    this.#digests.forget(id)
+    await super.remove(id)
+  }
 }
 
 class FileStorage implements UploadStorage {
   readonly #root: string
   readonly #store: FileStore
+  readonly #digests: StreamedDigestRegistry
 
-  constructor(root: string, store: FileStore) {
+  constructor(root: string, store: FileStore, digests: StreamedDigestRegistry) {
     this.#root = root
     this.#store = store
+    this.#digests = digests
   }
 
   progress(key: string): Promise<StoredProgress | undefined> {
@@ -97,6 +134,7 @@ class FileStorage implements UploadStorage {
   }
 
   async remove(key: string): Promise<void> {
+    this.#digests.forget(key)
     const file = this.#pathOf(key)
     // The .json companion is FileStore's upload info (its FileConfigstore).
     await Promise.all([rm(file, { force: true }), rm(`${file}.json`, { force: true })])
@@ -141,16 +179,19 @@ function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
   }
 }
 
-async function createS3Datastore(config: S3StorageConfig): Promise<Datastore> {
+async function createS3Datastore(
+  config: S3StorageConfig,
+  digests: StreamedDigestRegistry,
+): Promise<Datastore> {
   const client = new S3Client(s3ClientConfig(config))
   const objects = new S3Objects(client, config.bucket)
-  const tusStore = new CompleteRemovalS3Store(objects, {
+  const tusStore = new TusboxS3Store(objects, digests, {
     partSize: config.partSize,
     minPartSize: config.minPartSize,
     s3ClientConfig: { ...s3ClientConfig(config), bucket: config.bucket },
     cache: new NoUploadInfoCache(),
   })
-  return { tusStore, storage: new S3Storage(objects, tusStore, config) }
+  return { tusStore, storage: new S3Storage(objects, tusStore, config), digests }
 }
 
 /** The S3 calls tusbox makes itself, next to those @tus/s3-store makes. */
@@ -224,49 +265,68 @@ class NoUploadInfoCache implements KvStore<MetadataValue> {
   async delete(): Promise<void> {}
 }
 
-/**
- * @tus/s3-store 2.0.7 `remove()` deletes `<id>` and `<id>.info` but leaves `<id>.part`, and on a
- * completed upload its abort fails with NoSuchUpload before anything is deleted.
- */
-class CompleteRemovalS3Store extends S3Store {
+/** S3Store with its writes hashed on their way to S3, and a removal that leaves nothing behind. */
+class TusboxS3Store extends S3Store {
   readonly #objects: S3Objects
+  readonly #digests: StreamedDigestRegistry
 
-  constructor(objects: S3Objects, options: ConstructorParameters<typeof S3Store>[0]) {
+  constructor(
+    objects: S3Objects,
+    digests: StreamedDigestRegistry,
+    options: ConstructorParameters<typeof S3Store>[0],
+  ) {
     super(options)
     this.#objects = objects
-  }
-
-  override async remove(id: string): Promise<void> {
-    await this.#objects.removeUpload(id)
-    await this.clearCache(id)
+    this.#digests = digests
   }
 
   /**
-   * A PATCH whose connection is cut destroys the request body. When the upload has an
-   * incomplete part, @tus/s3-store 2.0.7 first downloads and deletes it, then reads it and the
-   * body through a MultiStream, which never notices a body destroyed before its turn: write()
-   * never settles and the upload's lock is held until the next request times out (500 after
-   * 30 s). A cut body is ended instead, so what arrived is stored, as FileStore does.
+   * The hash sees the request's bytes only: S3Store prepends the `.part` tail of the previous
+   * write to them inside `super.write`, and those bytes were hashed when they first arrived. Its
+   * new offset counts the bytes it left in a new `.part`, as the hash does.
    */
   override write(src: Readable, id: string, offset: number): Promise<number> {
-    const body = new PassThrough()
-    const endBody = () => {
-      if (!body.writableEnded) body.end()
-    }
-    src.once('error', endBody)
-    src.once('close', endBody)
-    src.pipe(body)
-    if (src.destroyed) endBody()
-    return super.write(body, id, offset)
+    return this.#digests.write(id, offset, src, (hashed) =>
+      super.write(endedWhenCut(hashed), id, offset),
+    )
   }
+
+  /**
+   * @tus/s3-store 2.0.7 `remove()` deletes `<id>` and `<id>.info` but leaves `<id>.part`, and on
+   * a completed upload its abort fails with NoSuchUpload before anything is deleted.
+   */
+  override async remove(id: string): Promise<void> {
+    this.#digests.forget(id)
+    await this.#objects.removeUpload(id)
+    await this.clearCache(id)
+  }
+}
+
+/**
+ * A PATCH whose connection is cut destroys the request body. When the upload has an incomplete
+ * part, @tus/s3-store 2.0.7 first downloads and deletes it, then reads it and the body through a
+ * MultiStream, which never notices a body destroyed before its turn: write() never settles and
+ * the upload's lock is held until the next request times out (500 after 30 s). A cut body is
+ * ended instead, so what arrived is stored, as FileStore does.
+ */
+function endedWhenCut(src: Readable): Readable {
+  const body = new PassThrough()
+  const endBody = () => {
+    if (!body.writableEnded) body.end()
+  }
+  src.once('error', endBody)
+  src.once('close', endBody)
+  src.pipe(body)
+  if (src.destroyed) endBody()
+  return body
 }
 
 class S3Storage implements UploadStorage {
   readonly #objects: S3Objects
-  readonly #store: CompleteRemovalS3Store
+  readonly #store: TusboxS3Store
   readonly #config: S3StorageConfig
 
-  constructor(objects: S3Objects, store: CompleteRemovalS3Store, config: S3StorageConfig) {
+  constructor(objects: S3Objects, store: TusboxS3Store, config: S3StorageConfig) {
     this.#objects = objects
     this.#store = store
     this.#config = config

@@ -28,6 +28,19 @@ export interface PgLockerOptions {
   readonly logger: Logger
   readonly acquireTimeoutMs?: number
   readonly retryIntervalMs?: number
+  readonly watcher?: LockWatcher
+}
+
+/**
+ * Told when a request on another instance may have changed an upload, for what this process
+ * keeps about uploads in memory (the digests of their bytes). Every instance hears every release:
+ * they all LISTEN for them to wake their waiters.
+ */
+export interface LockWatcher {
+  /** A request on another instance held this upload and let it go. */
+  releasedElsewhere(id: string): void
+  /** The session that hears releases ended: some may have gone unheard. */
+  mayHaveMissedReleases(): void
 }
 
 /** One upload id held, or being tried, by this process. */
@@ -64,6 +77,7 @@ export class PgLocker implements Locker {
   readonly #logger: Logger
   readonly #acquireTimeoutMs: number
   readonly #retryIntervalMs: number
+  readonly #watcher: LockWatcher | undefined
   readonly #held = new Map<string, Holding>()
   readonly #wakers = new Map<string, Set<() => void>>()
   #session: Promise<Session> | undefined
@@ -74,6 +88,7 @@ export class PgLocker implements Locker {
     this.#retryIntervalMs = options.retryIntervalMs ?? RETRY_INTERVAL_MS
     this.#config = clientConfig(options.connection)
     this.#logger = options.logger
+    this.#watcher = options.watcher
   }
 
   newLock(id: string): Lock {
@@ -175,7 +190,7 @@ export class PgLocker implements Locker {
     if (this.#closed) return Promise.reject(new Error('the upload lock service is closed'))
     if (!this.#session) {
       const opening: Promise<Session> = Session.open(this.#config, {
-        notification: (channel, id) => this.#onNotification(channel, id),
+        notification: (channel, id, fromItself) => this.#onNotification(channel, id, fromItself),
         ended: (session) => {
           if (this.#session === opening) this.#session = undefined
           this.#onSessionEnded(session)
@@ -189,8 +204,13 @@ export class PgLocker implements Locker {
     return this.#session
   }
 
-  #onNotification(channel: string, id: string): void {
+  #onNotification(channel: string, id: string, fromItself: boolean): void {
     if (channel === RELEASED) {
+      // A release is announced by the statement that makes it, and Postgres sends this session
+      // the notifications committed before any later query of ours answers. So a request here
+      // that took the upload after another instance let it go has heard of it by the time its
+      // own unlock answers, which @tus/server awaits before it runs the finish.
+      if (!fromItself) this.#watcher?.releasedElsewhere(id)
       this.#wake(id)
       return
     }
@@ -199,6 +219,7 @@ export class PgLocker implements Locker {
   }
 
   #onSessionEnded(session: Session): void {
+    this.#watcher?.mayHaveMissedReleases()
     const lost = [...this.#held.values()].filter((holding) => holding.session === session)
     if (lost.length === 0) return
     if (!this.#closed) {
@@ -240,7 +261,8 @@ export class PgLocker implements Locker {
 }
 
 interface SessionEvents {
-  notification(channel: string, payload: string): void
+  /** `fromItself`: this very session sent it (Postgres delivers a session its own notifications). */
+  notification(channel: string, payload: string, fromItself: boolean): void
   ended(session: Session): void
 }
 
@@ -251,6 +273,8 @@ class Session {
   /** pg 8 deprecates overlapping queries on one client (pg 9 refuses them): they run in turn. */
   #previous: Promise<unknown> = Promise.resolve()
   #open = true
+  /** The backend's process id, which Postgres puts on each notification it sends. */
+  #pid: number | undefined
 
   private constructor(client: pg.Client, events: SessionEvents) {
     this.#client = client
@@ -263,9 +287,13 @@ class Session {
     // An idle client reports a lost connection as an 'error' event; unhandled, it kills the process.
     client.on('error', () => void session.end())
     client.on('end', () => session.#ended())
-    client.on('notification', ({ channel, payload }) => events.notification(channel, payload ?? ''))
+    client.on('notification', ({ channel, payload, processId }) =>
+      events.notification(channel, payload ?? '', processId === session.#pid),
+    )
     try {
       await client.connect()
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      session.#pid = rows[0]?.pid
       await client.query(`LISTEN ${RELEASE_REQUESTED}; LISTEN ${RELEASED}`)
     } catch (error) {
       await session.end()

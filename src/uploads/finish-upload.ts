@@ -11,7 +11,7 @@ import {
   isAllowedType,
   SNIFF_BYTES,
 } from './content-type.ts'
-import type { UploadFile, UploadStorage } from './types.ts'
+import type { StreamedDigest, StreamedDigests, UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
 export interface UploadPolicy {
@@ -26,6 +26,8 @@ export interface FinishUploadDeps {
   readonly outbox: OutboxRepository
   readonly jobs: JobQueue
   readonly storage: UploadStorage
+  /** Digests made as the bytes arrived; without one, the stored bytes are read back. */
+  readonly digests: StreamedDigests
   readonly transactions: TransactionRunner
   readonly policy: UploadPolicy
   /** Base of the stable API URL put into events. */
@@ -60,7 +62,13 @@ export function createFinishUpload(deps: FinishUploadDeps): FinishUpload {
   return (id) => {
     const existing = running.get(id)
     if (existing) return existing
-    const finishing = finish(deps, id).finally(() => running.delete(id))
+    const finishing = finish(deps, id)
+      .then((file) => {
+        // STORED or FAILED: the digest has served, whoever finished the upload.
+        deps.digests.forget(file.storageKey)
+        return file
+      })
+      .finally(() => running.delete(id))
     running.set(id, finishing)
     return finishing
   }
@@ -89,16 +97,20 @@ async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
       `Upload ${id} has not received all its bytes.`,
     )
   }
+  // Hashed as the bytes streamed in when this process received them all, in order; otherwise
+  // (a restart, chunks served by another instance, a broken-off write) read back from the store.
+  const streamed = deps.digests.digestOf(file.storageKey, progress.size)
   try {
-    const verdict = await inspect(deps, file, progress.size)
+    const verdict = await inspect(deps, file, progress.size, streamed)
     if ('rejection' in verdict)
       return await markFailed(deps, file, progress.size, verdict.rejection)
-    const sha256 = await deps.storage.sha256(file.storageKey)
-    return await markStored(deps, file, {
-      size: progress.size,
-      sha256,
-      detectedType: verdict.detectedType,
-    })
+    const sha256 = streamed?.sha256 ?? (await deps.storage.sha256(file.storageKey))
+    return await markStored(
+      deps,
+      file,
+      { size: progress.size, sha256, detectedType: verdict.detectedType },
+      streamed ? 'streamed' : 'read back',
+    )
   } catch (error) {
     // A concurrent finisher may have failed the upload and removed its bytes under us.
     const current = await deps.uploads.findById(id)
@@ -109,8 +121,16 @@ async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
 
 type Verdict = { readonly rejection: Rejection } | { readonly detectedType: string }
 
-/** Size first, then the type sniffed from the first bytes; hashing waits for a valid file. */
-async function inspect(deps: FinishUploadDeps, file: UploadFile, size: number): Promise<Verdict> {
+/**
+ * Size first, then the type sniffed from the first bytes; only a valid file is read back to be
+ * hashed.
+ */
+async function inspect(
+  deps: FinishUploadDeps,
+  file: UploadFile,
+  size: number,
+  streamed: StreamedDigest | undefined,
+): Promise<Verdict> {
   if (size > deps.policy.maxSize) {
     const message = `The file is ${size} bytes; the limit is ${deps.policy.maxSize} bytes.`
     return { rejection: { code: 'file_too_large', message, detectedType: null } }
@@ -118,7 +138,7 @@ async function inspect(deps: FinishUploadDeps, file: UploadFile, size: number): 
   if (size === 0) {
     return { rejection: { code: 'empty_file', message: 'The file is empty.', detectedType: null } }
   }
-  const head = await deps.storage.readHead(file.storageKey, SNIFF_BYTES)
+  const head = streamed?.head ?? (await deps.storage.readHead(file.storageKey, SNIFF_BYTES))
   const detectedType = await detectContentType(head, file.declaredType)
   if (!isAllowedType(detectedType, deps.policy.allowedTypes)) {
     const claimed = file.declaredType ? ` (declared as ${file.declaredType})` : ''
@@ -136,6 +156,7 @@ async function markStored(
   deps: FinishUploadDeps,
   file: UploadFile,
   facts: { size: number; sha256: string; detectedType: string },
+  digest: 'streamed' | 'read back',
 ): Promise<UploadFile> {
   const { storedTtlMs } = deps.policy
   const outcome = await deps.transactions.inTransaction(async (tx) => {
@@ -174,6 +195,7 @@ async function markStored(
       uploadId: file.id,
       size: facts.size,
       contentType: facts.detectedType,
+      digest,
     })
   }
   return outcome.file

@@ -81,3 +81,24 @@ export interface UploadStorage {
   /** Throws when the store cannot be reached or written. */
   checkReady(): Promise<void>
 }
+
+/** What the process that received an upload's bytes learnt from them on the way in. */
+export interface StreamedDigest {
+  /** Hex SHA-256 of the upload's bytes. */
+  readonly sha256: string
+  /** The first bytes, as many as type sniffing reads (all of them for a smaller upload). */
+  readonly head: Uint8Array
+}
+
+/**
+ * Digests computed while the bytes streamed into the store, so that finishing an upload need not
+ * read them back. Only a hint: a process that did not see every byte arrive in order (it
+ * restarted, another instance took some chunks, a write broke off) has none, and the finish step
+ * then reads the stored bytes. tus/datastore.ts implements it.
+ */
+export interface StreamedDigests {
+  /** The digest of exactly the first `size` bytes of `key`, or undefined when this process cannot vouch for them. */
+  digestOf(key: string, size: number): StreamedDigest | undefined
+  /** Drops what is kept for `key`: its upload is finished, failed or gone. */
+  forget(key: string): void
+}

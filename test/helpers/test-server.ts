@@ -21,6 +21,16 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+export interface TestServerOptions {
+  readonly workers?: boolean
+  readonly httpLimits?: HttpLimits
+  /**
+   * Another instance on this server's database and store, as a second `tusbox serve` would be:
+   * a container of its own (locker session, in-memory state), closed without removing either.
+   */
+  readonly sharing?: TestServer
+}
+
 /**
  * The real server (Postgres, pg-boss, the store, Hono on the node:http server `tusbox serve`
  * uses, with its limits) on 127.0.0.1 and a free port, with a database and a store of its own.
@@ -29,7 +39,7 @@ export interface TestServer {
 export async function startTestServer(
   env: Record<string, string> = {},
   store: TestStore = TEST_STORES[0] as TestStore,
-  options: { readonly workers?: boolean; readonly httpLimits?: HttpLimits } = {},
+  options: TestServerOptions = {},
 ): Promise<TestServer> {
   // The HTTP server needs its logger before the config can name the port: same level, read early.
   const logger = createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
@@ -44,15 +54,10 @@ export async function startTestServer(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
-  const database = await createTestDatabase()
-  const opened = await store.open(env)
-  // A test database is a DATABASE_URL, where AUTH_MODE=none must be allowed explicitly.
-  const settings = {
-    DATABASE_URL: database.url,
-    AUTH_ALLOW_ANONYMOUS: 'true',
-    ...opened.env,
-    ...env,
-  }
+  const origin = options.sharing
+    ? borrowedFrom(options.sharing)
+    : await openDatabaseAndStore(store, env)
+  const settings = { ...origin.settings, ...env }
   const config = loadConfig({ PUBLIC_URL: url, LOG_LEVEL: 'silent', ...settings })
   const databaseConnection = await openDatabase(config, logger)
   const container = await buildContainer(config, logger, databaseConnection)
@@ -65,7 +70,7 @@ export async function startTestServer(
     settings,
     container,
     knex: databaseConnection.knex,
-    storedFiles: () => opened.contents(),
+    storedFiles: () => origin.storedFiles(),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve())
@@ -73,8 +78,41 @@ export async function startTestServer(
       })
       await container.close()
       await databaseConnection.close()
+      await origin.release()
+    },
+  }
+}
+
+/** Where a test server's database and store come from, and what closing it leaves of them. */
+interface Origin {
+  readonly settings: Record<string, string>
+  storedFiles(): Promise<string[]>
+  release(): Promise<void>
+}
+
+/** A database and a store of the test server's own, removed when it closes. */
+async function openDatabaseAndStore(
+  store: TestStore,
+  env: Record<string, string>,
+): Promise<Origin> {
+  const database = await createTestDatabase()
+  const opened = await store.open(env)
+  return {
+    // A test database is a DATABASE_URL, where AUTH_MODE=none must be allowed explicitly.
+    settings: { DATABASE_URL: database.url, AUTH_ALLOW_ANONYMOUS: 'true', ...opened.env },
+    storedFiles: () => opened.contents(),
+    async release() {
       await database.drop()
       await opened.close()
     },
+  }
+}
+
+/** Another server's database and store, left to it. */
+function borrowedFrom(server: TestServer): Origin {
+  return {
+    settings: server.settings,
+    storedFiles: () => server.storedFiles(),
+    release: async () => undefined,
   }
 }

@@ -4,7 +4,9 @@ import { transactionRunner } from '../../src/db/knex.ts'
 import { bossJobQueue } from '../../src/jobs/boss.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { OutboxRepository } from '../../src/outbox/outbox.repository.ts'
+import { StreamedDigestRegistry } from '../../src/tus/streamed-digests.ts'
 import { BatchRepository } from '../../src/uploads/batch.repository.ts'
+import { SNIFF_BYTES } from '../../src/uploads/content-type.ts'
 import { createFinishUpload, type FinishUpload } from '../../src/uploads/finish-upload.ts'
 import { UploadRepository } from '../../src/uploads/upload.repository.ts'
 import { elfBytes, pngBytes, sha256 } from '../helpers/fixtures.ts'
@@ -40,7 +42,10 @@ describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
     return { id, url }
   }
 
-  /** A second finisher with its own in-process state, as another server instance would have. */
+  /**
+   * A second finisher with its own in-process state, as another server instance would have: it
+   * received none of the bytes, so it has no digest of them and reads them back.
+   */
   function finisherOfAnotherInstance(): FinishUpload {
     const { knex, container, config } = server
     return createFinishUpload({
@@ -49,6 +54,7 @@ describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
       outbox: new OutboxRepository(knex),
       jobs: bossJobQueue(container.boss),
       storage: container.datastore.storage,
+      digests: new StreamedDigestRegistry({ headBytes: SNIFF_BYTES }),
       transactions: transactionRunner(knex),
       policy: { ...config.uploads },
       publicUrl: config.http.publicUrl,

@@ -254,6 +254,55 @@ describe('PgLocker: upload locks in Postgres', () => {
     await lastHeld.lock.unlock()
   })
 
+  /** A LockWatcher that records what it is told. */
+  function recordingWatcher() {
+    const heard = { releasedElsewhere: [] as string[], missed: 0 }
+    return {
+      heard,
+      watcher: {
+        releasedElsewhere: (id: string) => heard.releasedElsewhere.push(id),
+        mayHaveMissedReleases: () => {
+          heard.missed++
+        },
+      },
+    }
+  }
+
+  it('has told its watcher of a release by another process by the time it holds the upload again, and never of its own', async () => {
+    const here = recordingWatcher()
+    const there = recordingWatcher()
+    const thisProcess = newLocker({ watcher: here.watcher })
+    const otherProcess = newLocker({ watcher: there.watcher })
+    const own = await hold(thisProcess, 'uploads/2026/01/w')
+    await own.lock.unlock()
+    const elsewhere = await hold(otherProcess, 'uploads/2026/01/w')
+    await elsewhere.lock.unlock()
+
+    const again = await hold(thisProcess, 'uploads/2026/01/w')
+
+    expect(here.heard.releasedElsewhere).toEqual(['uploads/2026/01/w'])
+    await again.lock.unlock()
+    const otherAgain = await hold(otherProcess, 'uploads/2026/01/w')
+    expect(there.heard.releasedElsewhere).toEqual(['uploads/2026/01/w'])
+    expect(here.heard.releasedElsewhere).toEqual(['uploads/2026/01/w'])
+    await otherAgain.lock.unlock()
+  })
+
+  it('tells its watcher that releases may have gone unheard when its session is lost', async () => {
+    const { heard, watcher } = recordingWatcher()
+    const locker = newLocker({ watcher })
+    const held = await hold(locker, 'uploads/2026/01/x')
+    const [session] = await advisoryLockOwners()
+    expect(heard.missed).toBe(0)
+
+    await admin.query('SELECT pg_terminate_backend($1)', [session])
+
+    // The locker tells its watcher, then asks its holders to stop.
+    await held.releaseRequested
+    expect(heard.missed).toBe(1)
+    await held.lock.unlock()
+  })
+
   it('refuses to unlock a lock it does not hold', async () => {
     const lock = newLocker().newLock('uploads/2026/01/i')
     await expect(lock.unlock()).rejects.toThrow('Releasing an unlocked lock!')

@@ -1,9 +1,11 @@
+import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { recordsFor } from '../helpers/records.ts'
 import { TEST_STORES, type TestStore } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
+import { createUpload, patchUpload, TUS } from '../helpers/tus-requests.ts'
 
 const s3Store = TEST_STORES.find((store) => store.name === 's3') as TestStore
 
@@ -71,3 +73,45 @@ function s3Endpoint(server: TestServer): string {
   if (storage.backend !== 's3' || !storage.endpoint) throw new Error('not an S3 test server')
   return storage.endpoint
 }
+
+describe('S3 writes whose body fails while an incomplete part is pending', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startTestServer({}, s3Store)
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it('answers 413 to a chunked PATCH that runs past Upload-Length, keeps only the bytes before it, and the upload goes on to its exact sha256', async () => {
+    const bytes = pngBytes(300_000)
+    const created = await createUpload(server.tusEndpoint, bytes.length, { filename: 'tail.png' })
+    const url = created.headers.get('location') ?? ''
+    // 100 KB is under the minimum part size: S3Store keeps it as the upload's .part tail.
+    expect((await patchUpload(url, 0, bytes.subarray(0, 100_000))).status).toBe(204)
+
+    // No Content-Length: the body's excess is only found while S3Store reads the tail first.
+    const tooLong = await fetch(url, {
+      method: 'PATCH',
+      headers: {
+        ...TUS,
+        'Upload-Offset': '100000',
+        'Content-Type': 'application/offset+octet-stream',
+      },
+      body: Readable.toWeb(
+        Readable.from([bytes.subarray(100_000), new Uint8Array(50_000)]),
+      ) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit)
+
+    expect(tooLong.status).toBe(413)
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    const offset = Number(head.headers.get('upload-offset'))
+    // What arrived before the excess is kept (it is the file's own bytes), never more.
+    expect(offset).toBeLessThanOrEqual(bytes.length)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, { uploadUrl: url })
+    expect((await recordsFor(server.knex, id)).file.sha256).toBe(sha256(bytes))
+  })
+})
