@@ -185,6 +185,7 @@ const settingsSchema = z.object({
   MAX_UNFINISHED_UPLOADS_PER_OWNER: positiveInteger.default(100),
   MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be "json" or "pretty"' }).optional(),
 })
 
 /** Every environment variable tusbox reads. */
@@ -316,6 +317,8 @@ export interface Config {
     readonly maxBytesInFlight: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+  /** LOG_FORMAT; undefined: pretty when stderr is a terminal, JSON otherwise. */
+  readonly logFormat: 'json' | 'pretty' | undefined
 }
 
 export interface FileStorageConfig {
@@ -411,6 +414,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytesInFlight: settings.MAX_BYTES_IN_FLIGHT_PER_OWNER,
     },
     logLevel: settings.LOG_LEVEL,
+    logFormat: settings.LOG_FORMAT,
   }
   return Object.freeze(config)
 }

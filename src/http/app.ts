@@ -11,6 +11,7 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
+import { requestContext } from './request-context.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
@@ -36,6 +37,7 @@ export interface AppDeps {
 /** The whole HTTP surface; it never listens, so tests and the server share it. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
+  app.use('*', requestContext(deps.logger))
   app.use('*', cors(deps.cors, TUS_PATH))
   const authenticate = authenticateRequests(deps.authenticate)
   app.use(TUS_PATH, authenticate)

@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss'
-import type { Logger } from '../lib/logger.ts'
+import { type Logger, withLogContext } from '../lib/logger.ts'
 import type { PurgeReport } from '../uploads/purge.ts'
 import type { RepairReport } from '../uploads/repair.ts'
 import type { DeliverJobResult } from './handlers/outbox-deliver.ts'
@@ -51,12 +51,15 @@ export async function startWorkers(
       },
       async ([job]) => {
         if (!job) return
-        try {
-          return await handle(job.data)
-        } catch (error) {
-          logger.error('job failed', { job: name, jobId: job.id, error })
-          throw error
-        }
+        // Every line a job logs, however deep, names the job it belongs to.
+        return withLogContext({ job: name, jobId: job.id }, async () => {
+          try {
+            return await handle(job.data)
+          } catch (error) {
+            logger.error('job failed', { error })
+            throw error
+          }
+        })
       },
     )
     const cron = schedules[name]

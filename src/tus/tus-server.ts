@@ -55,8 +55,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
     allowedOrigins: (origin) => deps.cors.allows(origin),
-    // Browsers may send Upload-Checksum only when the preflight allows it.
-    allowedHeaders: ['Upload-Checksum'],
+    // Browsers may send these only when the preflight allows them.
+    allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
     ...createHooks(deps, states),
   })
   const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildContainer, type Container, openDatabase } from '../../src/container.ts'
 import { createHttpServer, type HttpLimits } from '../../src/http/server.ts'
-import { createLogger } from '../../src/lib/logger.ts'
+import { createLogger, type Logger } from '../../src/lib/logger.ts'
 import { createTestDatabase } from './database.ts'
 import { TEST_STORES, type TestStore } from './stores.ts'
 
@@ -24,15 +24,21 @@ export interface TestServer {
 /**
  * The real server (Postgres, pg-boss, the store, Hono on the node:http server `tusbox serve`
  * uses, with its limits) on 127.0.0.1 and a free port, with a database and a store of its own.
- * `httpLimits` replaces those limits, so that timeouts can be tested in milliseconds.
+ * `httpLimits` replaces those limits, so that timeouts can be tested in milliseconds; `logger`
+ * receives its log instead of the silent default.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
   store: TestStore = TEST_STORES[0] as TestStore,
-  options: { readonly workers?: boolean; readonly httpLimits?: HttpLimits } = {},
+  options: {
+    readonly workers?: boolean
+    readonly httpLimits?: HttpLimits
+    readonly logger?: Logger
+  } = {},
 ): Promise<TestServer> {
   // The HTTP server needs its logger before the config can name the port: same level, read early.
-  const logger = createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
+  const logger =
+    options.logger ?? createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
   let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
     new Response('starting', { status: 503 })
