@@ -186,6 +186,7 @@ const settingsSchema = z.object({
   MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be "json" or "pretty"' }).optional(),
+  WORKER_METRICS_PORT: port.min(1, 'must be between 1 and 65535').optional(),
 })
 
 /** Every environment variable tusbox reads. */
@@ -319,6 +320,10 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
   /** LOG_FORMAT; undefined: pretty when stderr is a terminal, JSON otherwise. */
   readonly logFormat: 'json' | 'pretty' | undefined
+  readonly metrics: {
+    /** Where `tusbox worker` serves /metrics and /healthz; undefined: it serves nothing. */
+    readonly workerPort: number | undefined
+  }
 }
 
 export interface FileStorageConfig {
@@ -415,6 +420,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: settings.LOG_LEVEL,
     logFormat: settings.LOG_FORMAT,
+    metrics: { workerPort: settings.WORKER_METRICS_PORT },
   }
   return Object.freeze(config)
 }

@@ -17,6 +17,11 @@ export type JobHandlers = {
   readonly [N in JobName]: (data: JobPayloads[N]) => Promise<JobResults[N]>
 }
 
+/** Where failed jobs are counted (metrics); the container wires it. */
+export interface JobMetrics {
+  jobFailed(queue: JobName): void
+}
+
 export interface WorkerSettings {
   readonly concurrency: number
   readonly purgeSchedule: string
@@ -35,6 +40,7 @@ export async function startWorkers(
   handlers: JobHandlers,
   settings: WorkerSettings,
   logger: Logger,
+  metrics: JobMetrics,
 ): Promise<void> {
   const schedules: Partial<Record<JobName, string>> = {
     ...FIXED_SCHEDULES,
@@ -56,6 +62,7 @@ export async function startWorkers(
           try {
             return await handle(job.data)
           } catch (error) {
+            metrics.jobFailed(name)
             logger.error('job failed', { error })
             throw error
           }

@@ -13,6 +13,7 @@ export interface HookDeps {
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly logger: Logger
+  readonly metrics: { uploadCreated(): void }
 }
 
 /**
@@ -63,6 +64,7 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
         owner: state.principal.owner,
       })
       state.file = file
+      deps.metrics.uploadCreated()
       deps.logger.info('upload created', {
         uploadId: file.id,
         size: file.declaredSize,

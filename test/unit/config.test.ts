@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
       logLevel: 'info',
       logFormat: undefined,
+      metrics: { workerPort: undefined },
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
