@@ -4,7 +4,7 @@ import { jobStats, migrate, outboxRedrive, outboxStats, purgeNow } from './comma
 import { runRoles } from './commands/run.ts'
 import { uploadCommand } from './commands/upload.ts'
 import { ConfigError } from './config.ts'
-import { createLogger, type Logger } from './lib/logger.ts'
+import { createLogger, type LogFormat, type Logger } from './lib/logger.ts'
 import { VERSION } from './lib/version.ts'
 
 const HELP = `tusbox: a resumable upload server (tus 1.0.0) with Postgres records and outbox events
@@ -90,7 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2
   }
   loadEnvFile(values.env)
-  const logger = createLogger(logLevelFromEnv())
+  const logger = createLogger(logLevelFromEnv(), { format: logFormatFromEnv() })
   try {
     return await run(logger, { positionals: rest, dead: values.dead ?? false })
   } catch (error) {
@@ -114,6 +114,12 @@ function logLevelFromEnv() {
   return level === 'debug' || level === 'warn' || level === 'error' || level === 'silent'
     ? level
     : 'info'
+}
+
+/** LOG_FORMAT when it is valid; the config reports it otherwise. */
+function logFormatFromEnv(): LogFormat | undefined {
+  const format = process.env.LOG_FORMAT
+  return format === 'json' || format === 'pretty' ? format : undefined
 }
 
 export function reportFatal(error: unknown): void {

@@ -185,6 +185,8 @@ const settingsSchema = z.object({
   MAX_UNFINISHED_UPLOADS_PER_OWNER: positiveInteger.default(100),
   MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be "json" or "pretty"' }).optional(),
+  WORKER_METRICS_PORT: port.min(1, 'must be between 1 and 65535').optional(),
 })
 
 /** Every environment variable tusbox reads. */
@@ -316,6 +318,12 @@ export interface Config {
     readonly maxBytesInFlight: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+  /** LOG_FORMAT; undefined: pretty when stderr is a terminal, JSON otherwise. */
+  readonly logFormat: 'json' | 'pretty' | undefined
+  readonly metrics: {
+    /** Where `tusbox worker` serves /metrics and /healthz; undefined: it serves nothing. */
+    readonly workerPort: number | undefined
+  }
 }
 
 export interface FileStorageConfig {
@@ -411,6 +419,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytesInFlight: settings.MAX_BYTES_IN_FLIGHT_PER_OWNER,
     },
     logLevel: settings.LOG_LEVEL,
+    logFormat: settings.LOG_FORMAT,
+    metrics: { workerPort: settings.WORKER_METRICS_PORT },
   }
   return Object.freeze(config)
 }

@@ -5,15 +5,22 @@ import type { Config } from './config.ts'
 import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
-import { createApp } from './http/app.ts'
+import { createApp, createWorkerApp } from './http/app.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
 import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
 import { uploadsPurgeHandler } from './jobs/handlers/uploads-purge.ts'
 import { uploadsRepairHandler } from './jobs/handlers/uploads-repair.ts'
+import { JOB_NAMES } from './jobs/names.ts'
 import { type JobHandlers, startWorkers } from './jobs/worker.ts'
 import { corsPolicy } from './lib/cors-policy.ts'
 import type { Logger } from './lib/logger.ts'
+import {
+  countPurges,
+  FinishObservingUploadRepository,
+  measureFinish,
+} from './metrics/instrument.ts'
+import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
 import { createDatastore, type Datastore } from './tus/datastore.ts'
@@ -38,6 +45,9 @@ export interface Container {
   readonly database: Database
   readonly boss: PgBoss
   readonly app: ReturnType<typeof createApp>
+  /** /metrics and /healthz alone, for `tusbox worker` on WORKER_METRICS_PORT. */
+  readonly workerApp: ReturnType<typeof createWorkerApp>
+  readonly metrics: Metrics
   readonly datastore: Datastore
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
@@ -117,24 +127,38 @@ export async function buildContainer(
   const uploadRepository = new UploadRepository(knex)
   const batchRepository = new BatchRepository(knex)
   const outboxRepository = new OutboxRepository(knex)
+  const metrics = new Metrics({
+    queries: {
+      uploadsInProgress: () => uploadRepository.countUploading(),
+      pendingEvents: () => outboxRepository.pendingSummary(),
+    },
+    logger,
+    queues: JOB_NAMES,
+  })
   const publicUrl = config.http.publicUrl
   const policy = {
     maxSize: config.uploads.maxSize,
     allowedTypes: config.uploads.allowedTypes,
     storedTtlMs: config.uploads.storedTtlMs,
   }
-  const finishUpload = createFinishUpload({
-    uploads: uploadRepository,
-    batches: batchRepository,
-    outbox: outboxRepository,
-    jobs,
-    storage: datastore.storage,
-    digests: datastore.digests,
-    transactions,
-    policy,
-    publicUrl,
-    logger,
-  })
+  // Timed and counted here, around the step, so the step itself knows nothing of metrics.
+  const finishObserver = new FinishObservingUploadRepository(knex)
+  const finishUpload = measureFinish(
+    createFinishUpload({
+      uploads: finishObserver,
+      batches: batchRepository,
+      outbox: outboxRepository,
+      jobs,
+      storage: datastore.storage,
+      digests: datastore.digests,
+      transactions,
+      policy,
+      publicUrl,
+      logger,
+    }),
+    finishObserver,
+    metrics,
+  )
   const uploads = new UploadService({
     uploads: uploadRepository,
     batches: batchRepository,
@@ -167,10 +191,16 @@ export async function buildContainer(
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
     cors,
     logger,
+    metrics,
   })
+  const authenticate = createAuthenticate(config.auth)
+  const readiness = [
+    { name: 'database', check: () => checkDatabase(knex) },
+    { name: 'storage', check: () => datastore.storage.checkReady() },
+  ]
   const app = createApp({
     tus,
-    authenticate: createAuthenticate(config.auth),
+    authenticate,
     demoPage: config.http.demoPage,
     cors,
     uploads,
@@ -183,10 +213,8 @@ export async function buildContainer(
       publicUrl,
     }),
     operations,
-    readiness: [
-      { name: 'database', check: () => checkDatabase(knex) },
-      { name: 'storage', check: () => datastore.storage.checkReady() },
-    ],
+    readiness,
+    metrics,
     logger,
   })
   const handlers: JobHandlers = {
@@ -196,18 +224,22 @@ export async function buildContainer(
       policy: config.outbox,
       jobs,
       logger,
+      metrics,
     }),
     'outbox.sweep': outboxSweepHandler({ outbox: outboxRepository, jobs, logger }),
-    'uploads.purge': uploadsPurgeHandler({
-      uploads: uploadRepository,
-      outbox: outboxRepository,
-      jobs,
-      storage: datastore.storage,
-      transactions,
-      batchSize: config.jobs.purgeBatchSize,
-      failedRetentionMs: config.jobs.failedRetentionMs,
-      logger,
-    }),
+    'uploads.purge': countPurges(
+      uploadsPurgeHandler({
+        uploads: uploadRepository,
+        outbox: outboxRepository,
+        jobs,
+        storage: datastore.storage,
+        transactions,
+        batchSize: config.jobs.purgeBatchSize,
+        failedRetentionMs: config.jobs.failedRetentionMs,
+        logger,
+      }),
+      metrics,
+    ),
     'uploads.repair': uploadsRepairHandler({
       uploads: uploadRepository,
       batches: batchRepository,
@@ -225,12 +257,14 @@ export async function buildContainer(
     database,
     boss,
     app,
+    workerApp: createWorkerApp({ authenticate, readiness, metrics, logger }),
+    metrics,
     datastore,
     uploads,
     finishUpload,
     handlers,
     operations,
-    startWorkers: () => startWorkers(boss, handlers, config.jobs, logger),
+    startWorkers: () => startWorkers(boss, handlers, config.jobs, logger, metrics),
     async close() {
       try {
         await locker.close()

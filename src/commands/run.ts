@@ -5,6 +5,9 @@ import { startHttpServer } from '../http/server.ts'
 import type { Logger } from '../lib/logger.ts'
 import { Lifecycle } from '../lib/shutdown.ts'
 
+/** A scrape in flight at shutdown is short; the worker's jobs are what needs the time. */
+const METRICS_GRACE_PERIOD_MS = 1_000
+
 /** What a long-running command starts: the HTTP API, the workers, or both in one process. */
 export interface Roles {
   readonly http: boolean
@@ -24,6 +27,20 @@ export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
     if (roles.worker) {
       await container.startWorkers()
       logger.info('tusbox worker is running', { concurrency: config.jobs.concurrency })
+    }
+    // With the API in the same process, its /metrics already shows the worker's counters.
+    if (roles.worker && !roles.http && config.metrics.workerPort !== undefined) {
+      const server = await startHttpServer({
+        fetch: container.workerApp.fetch,
+        hostname: config.http.host,
+        port: config.metrics.workerPort,
+        portSetting: 'WORKER_METRICS_PORT',
+        logger,
+      })
+      await lifecycle.started('metrics server', () => server.close(METRICS_GRACE_PERIOD_MS))
+      logger.info('tusbox worker serves its metrics', {
+        url: `http://${config.http.host}:${server.port}/metrics`,
+      })
     }
     if (roles.http) {
       if (config.auth.mode === 'none') {

@@ -11,9 +11,11 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
+import { requestContext } from './request-context.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
+import { type MetricsExposition, metricsRoutes } from './routes/metrics.ts'
 
 /**
  * JSON bodies on /api are a few bytes ({"expectedFiles": n}); they are read whole, so anything
@@ -30,12 +32,14 @@ export interface AppDeps {
   readonly operations: OutboxOperations
   readonly readiness: readonly ReadinessCheck[]
   readonly demoPage: boolean
+  readonly metrics: MetricsExposition
   readonly logger: Logger
 }
 
 /** The whole HTTP surface; it never listens, so tests and the server share it. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
+  app.use('*', requestContext(deps.logger))
   app.use('*', cors(deps.cors, TUS_PATH))
   const authenticate = authenticateRequests(deps.authenticate)
   app.use(TUS_PATH, authenticate)
@@ -68,11 +72,29 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }),
   )
   app.route('/', healthRoutes(deps.readiness))
+  app.route('/', metricsRoutes(deps.metrics, authenticate))
   if (deps.demoPage) app.route('/', demoRoutes())
+  return withErrorAnswers(app, deps.logger)
+}
 
+export type WorkerAppDeps = Pick<AppDeps, 'authenticate' | 'readiness' | 'metrics' | 'logger'>
+
+/**
+ * What `tusbox worker` serves on WORKER_METRICS_PORT: its metrics (its deliveries, job failures
+ * and purges are counted nowhere else) and its health, under the same access rule as the API's.
+ */
+export function createWorkerApp(deps: WorkerAppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+  app.use('*', requestContext(deps.logger))
+  app.route('/', healthRoutes(deps.readiness))
+  app.route('/', metricsRoutes(deps.metrics, authenticateRequests(deps.authenticate)))
+  return withErrorAnswers(app, deps.logger)
+}
+
+function withErrorAnswers(app: Hono<AppEnv>, logger: Logger): Hono<AppEnv> {
   app.notFound((c) =>
     jsonError(c, 404, 'route_not_found', `No route for ${c.req.method} ${c.req.path}.`),
   )
-  app.onError((error, c) => handleError(error, c, deps.logger))
+  app.onError((error, c) => handleError(error, c, logger))
   return app
 }

@@ -9,9 +9,10 @@ const EXPOSED_HEADERS = [
   'Tus-Checksum-Algorithm',
   'Retry-After',
   'Content-Disposition',
+  'X-Request-Id',
 ].join(', ')
 const API_METHODS = 'GET, POST, DELETE, OPTIONS'
-const API_REQUEST_HEADERS = 'Authorization, Content-Type, Range'
+const API_REQUEST_HEADERS = 'Authorization, Content-Type, Range, X-Request-Id'
 const PREFLIGHT_MAX_AGE_SECONDS = '86400'
 
 /**

@@ -236,6 +236,8 @@ export interface HttpServerOptions {
   readonly hostname: string
   readonly port: number
   readonly logger: Logger
+  /** The setting that chose `port`, named when the port is taken; default PORT. */
+  readonly portSetting?: string
 }
 
 export interface HttpServer {
@@ -279,7 +281,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       reject(
         error.code === 'EADDRINUSE'
           ? new Error(
-              `${hostname}:${port} is already in use: stop what listens there, or set PORT.`,
+              `${hostname}:${port} is already in use: stop what listens there, or set ${options.portSetting ?? 'PORT'}.`,
             )
           : error,
       ),

@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { fromKnex, PgBoss } from 'pg-boss'
 import type { ConnectionSettings } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
-import type { Logger } from '../lib/logger.ts'
+import { type Logger, withoutLogContext } from '../lib/logger.ts'
 import type { TopicPublisher } from '../outbox/deliver-event.ts'
 import { JOB_NAMES, type JobName, type JobPayloads, QUEUES } from './names.ts'
 
@@ -36,7 +36,9 @@ export function createBoss(connection: ConnectionSettings, logger: Logger): PgBo
           max: 4,
         },
   )
-  boss.on('error', (error) => logger.error('pg-boss error', { error }))
+  // pg-boss reports its own background trouble (maintenance, a pool connection lost), never a
+  // request's, even when the connection at fault was opened while serving one.
+  boss.on('error', (error) => withoutLogContext(() => logger.error('pg-boss error', { error })))
   return boss
 }
 

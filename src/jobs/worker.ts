@@ -1,5 +1,5 @@
 import type { PgBoss } from 'pg-boss'
-import type { Logger } from '../lib/logger.ts'
+import { type Logger, withLogContext } from '../lib/logger.ts'
 import type { PurgeReport } from '../uploads/purge.ts'
 import type { RepairReport } from '../uploads/repair.ts'
 import type { DeliverJobResult } from './handlers/outbox-deliver.ts'
@@ -15,6 +15,11 @@ export interface JobResults {
 
 export type JobHandlers = {
   readonly [N in JobName]: (data: JobPayloads[N]) => Promise<JobResults[N]>
+}
+
+/** Where failed jobs are counted (metrics); the container wires it. */
+export interface JobMetrics {
+  jobFailed(queue: JobName): void
 }
 
 export interface WorkerSettings {
@@ -35,6 +40,7 @@ export async function startWorkers(
   handlers: JobHandlers,
   settings: WorkerSettings,
   logger: Logger,
+  metrics: JobMetrics,
 ): Promise<void> {
   const schedules: Partial<Record<JobName, string>> = {
     ...FIXED_SCHEDULES,
@@ -51,12 +57,16 @@ export async function startWorkers(
       },
       async ([job]) => {
         if (!job) return
-        try {
-          return await handle(job.data)
-        } catch (error) {
-          logger.error('job failed', { job: name, jobId: job.id, error })
-          throw error
-        }
+        // Every line a job logs, however deep, names the job it belongs to.
+        return withLogContext({ job: name, jobId: job.id }, async () => {
+          try {
+            return await handle(job.data)
+          } catch (error) {
+            metrics.jobFailed(name)
+            logger.error('job failed', { error })
+            throw error
+          }
+        })
       },
     )
     const cron = schedules[name]

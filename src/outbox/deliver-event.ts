@@ -8,6 +8,18 @@ export interface TopicPublisher {
   publish(envelope: EventEnvelope): Promise<void>
 }
 
+export type DeliveryDestinationKind = 'webhook' | 'topic'
+
+/**
+ * `failed`: the attempt failed and will be retried; `dead`: it was the last attempt allowed.
+ */
+export type DeliveryAttemptOutcome = 'delivered' | 'failed' | 'dead'
+
+/** Where delivery attempts are counted (metrics); the container wires it. */
+export interface DeliveryMetrics {
+  deliveryAttempted(destination: DeliveryDestinationKind, outcome: DeliveryAttemptOutcome): void
+}
+
 export interface DeliveryPolicy {
   readonly webhookUrls: readonly string[]
   readonly webhookSecret: string | undefined
@@ -20,6 +32,7 @@ export interface DeliverEventDeps {
   readonly topics: TopicPublisher
   readonly policy: DeliveryPolicy
   readonly logger: Logger
+  readonly metrics: DeliveryMetrics
   readonly now?: () => number
   readonly random?: () => number
 }
@@ -80,14 +93,17 @@ async function attempt(
   attemptNumber: number,
 ) {
   const { envelope } = event
+  const kind: DeliveryDestinationKind = destination === TOPIC_DESTINATION ? 'topic' : 'webhook'
   try {
     await send(deps, envelope, destination)
     await deps.outbox.markDelivered(envelope.id, destination)
+    deps.metrics.deliveryAttempted(kind, 'delivered')
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error)
     const retryAt =
       attemptNumber < deps.policy.maxAttempts ? nextAttemptAt(deps, attemptNumber) : undefined
     await deps.outbox.markFailed(envelope.id, destination, { error: reason, retryAt })
+    deps.metrics.deliveryAttempted(kind, retryAt ? 'failed' : 'dead')
     deps.logger.warn(
       retryAt ? 'event delivery failed; will retry' : 'event delivery failed for good',
       {

@@ -3,7 +3,7 @@ import type { Principal } from '../auth/authenticate.ts'
 import { databaseUnavailable } from '../db/errors.ts'
 import { AppError, isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
-import type { Logger } from '../lib/logger.ts'
+import { addLogContext, type Logger } from '../lib/logger.ts'
 import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
 import { uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
@@ -13,6 +13,7 @@ export interface HookDeps {
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly logger: Logger
+  readonly metrics: { uploadCreated(): void }
 }
 
 /**
@@ -46,6 +47,8 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
   }
   return {
     async onIncomingRequest(req, storageKey) {
+      // From here on (the POST that creates it included), the request's log lines name its upload.
+      addLogContext({ uploadId: uploadIdFromStorageKey(storageKey) })
       const action = ACTION_BY_METHOD[req.method]
       if (!action) return
       const state = stateOf(req)
@@ -61,6 +64,7 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
         owner: state.principal.owner,
       })
       state.file = file
+      deps.metrics.uploadCreated()
       deps.logger.info('upload created', {
         uploadId: file.id,
         size: file.declaredSize,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import pg from 'pg'
 import type { ConnectionSettings } from '../db/knex.ts'
-import type { Logger } from '../lib/logger.ts'
+import { type Logger, withoutLogContext } from '../lib/logger.ts'
 
 /** NOTIFY channels (per database): a waiter asks the holder to let go; a holder says it did. */
 const RELEASE_REQUESTED = 'tusbox_lock_release_requested'
@@ -189,13 +189,17 @@ export class PgLocker implements Locker {
   #currentSession(): Promise<Session> {
     if (this.#closed) return Promise.reject(new Error('the upload lock service is closed'))
     if (!this.#session) {
-      const opening: Promise<Session> = Session.open(this.#config, {
-        notification: (channel, id, fromItself) => this.#onNotification(channel, id, fromItself),
-        ended: (session) => {
-          if (this.#session === opening) this.#session = undefined
-          this.#onSessionEnded(session)
-        },
-      })
+      // Opened by whichever request locks first, the session outlives it: its events must not
+      // log with that request's id.
+      const opening: Promise<Session> = withoutLogContext(() =>
+        Session.open(this.#config, {
+          notification: (channel, id, fromItself) => this.#onNotification(channel, id, fromItself),
+          ended: (session) => {
+            if (this.#session === opening) this.#session = undefined
+            this.#onSessionEnded(session)
+          },
+        }),
+      )
       this.#session = opening
       opening.catch(() => {
         if (this.#session === opening) this.#session = undefined

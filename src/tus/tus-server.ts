@@ -21,6 +21,14 @@ export const TUS_PATH = '/files'
  */
 export const MAX_METADATA_BYTES = 4096
 
+/** What the tus edge counts (metrics); the container wires it. */
+export interface TusMetrics {
+  /** An upload was registered (its row is UPLOADING). */
+  uploadCreated(): void
+  /** Bytes of a PATCH or POST body read by the store, as they pass. */
+  bytesReceived(bytes: number): void
+}
+
 export interface TusDeps {
   readonly datastore: Datastore
   /** One request at a time per upload, across every instance that shares the database. */
@@ -34,6 +42,7 @@ export interface TusDeps {
   readonly publicUrl: string | undefined
   readonly cors: CorsPolicy
   readonly logger: Logger
+  readonly metrics: TusMetrics
 }
 
 /** The request and response headers of tus 1.0.0, for CORS. */
@@ -55,8 +64,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
     allowedOrigins: (origin) => deps.cors.allows(origin),
-    // Browsers may send Upload-Checksum only when the preflight allows it.
-    allowedHeaders: ['Upload-Checksum'],
+    // Browsers may send these only when the preflight allows them.
+    allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
     ...createHooks(deps, states),
   })
   const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
@@ -87,12 +96,33 @@ export function createTusHandler(deps: TusDeps): TusHandler {
       return jsonError(checked.status, checked.code, checked.message)
     }
     try {
-      // The hooks key their state by the request @tus/server saw: hand on `checked.request`.
-      return await handle(checked.request, principal)
+      // The hooks key their state by the request @tus/server saw: hand on this one.
+      return await handle(countingBody(checked.request, deps.metrics), principal)
     } finally {
       await checked.release()
     }
   }
+}
+
+/**
+ * The request with a body that counts its bytes as the store reads them: in memory, per chunk,
+ * with no database write. Bytes of a body the store never reads (a refused PATCH) do not count.
+ */
+function countingBody(request: Request, metrics: TusMetrics): Request {
+  if (!request.body || (request.method !== 'PATCH' && request.method !== 'POST')) return request
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      metrics.bytesReceived(chunk.byteLength)
+      controller.enqueue(chunk)
+    },
+  })
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body.pipeThrough(counter),
+    signal: request.signal,
+    duplex: 'half',
+  })
 }
 
 function storageKeyFromUrl(

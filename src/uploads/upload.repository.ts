@@ -248,6 +248,14 @@ export class UploadRepository {
     await this.#db(TABLE).whereIn('id', ids).update({ repair_checked_at: this.#db.fn.now() })
   }
 
+  /** Uploads still UPLOADING: an index-only count on (status, expires_at), for metrics. */
+  async countUploading(): Promise<number> {
+    const [row] = await this.#db(TABLE)
+      .where({ status: 'UPLOADING' })
+      .count<{ count: string }[]>({ count: '*' })
+    return Number(row?.count ?? 0)
+  }
+
   async countInBatch(batchId: string): Promise<number> {
     const [row] = await this.#db(TABLE)
       .where({ batch_id: batchId })

@@ -3,7 +3,7 @@ import type { Knex } from 'knex'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildContainer, type Container, openDatabase } from '../../src/container.ts'
 import { createHttpServer, type HttpLimits } from '../../src/http/server.ts'
-import { createLogger } from '../../src/lib/logger.ts'
+import { createLogger, type Logger } from '../../src/lib/logger.ts'
 import { createTestDatabase } from './database.ts'
 import { TEST_STORES, type TestStore } from './stores.ts'
 
@@ -29,12 +29,14 @@ export interface TestServerOptions {
    * a container of its own (locker session, in-memory state), closed without removing either.
    */
   readonly sharing?: TestServer
+  readonly logger?: Logger
 }
 
 /**
  * The real server (Postgres, pg-boss, the store, Hono on the node:http server `tusbox serve`
  * uses, with its limits) on 127.0.0.1 and a free port, with a database and a store of its own.
- * `httpLimits` replaces those limits, so that timeouts can be tested in milliseconds.
+ * `httpLimits` replaces those limits, so that timeouts can be tested in milliseconds; `logger`
+ * receives its log instead of the silent default.
  */
 export async function startTestServer(
   env: Record<string, string> = {},
@@ -42,7 +44,8 @@ export async function startTestServer(
   options: TestServerOptions = {},
 ): Promise<TestServer> {
   // The HTTP server needs its logger before the config can name the port: same level, read early.
-  const logger = createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
+  const logger =
+    options.logger ?? createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
   let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
     new Response('starting', { status: 503 })

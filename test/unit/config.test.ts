@@ -39,6 +39,8 @@ describe('loadConfig', () => {
       corsAllowedOrigins: [],
       ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
       logLevel: 'info',
+      logFormat: undefined,
+      metrics: { workerPort: undefined },
     })
     expect(Object.isFrozen(config)).toBe(true)
   })
