@@ -14,7 +14,6 @@
  * error fails the run.
  */
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -38,6 +37,7 @@ import {
   tusPatch,
   tusUpload,
 } from './bench/client.ts'
+import { cpuSnapshot, describeMachine, type Machine, othersCpuPercent } from './bench/machine.ts'
 import {
   type Figure,
   figuresTable,
@@ -304,6 +304,7 @@ async function measure(
 ): Promise<void> {
   const clean = cleaner(lab)
   const runs = options.runs ?? plan.runs
+  const before = cpuSnapshot()
   for (let run = 1; run <= runs; run++) {
     for (const contender of contenders) {
       const { pid, subject } = contender
@@ -323,6 +324,10 @@ async function measure(
       })
       progress(`${figures[0]?.label} · run ${run}/${runs} · ${subject}: ${shown.join(', ')}`)
     }
+  }
+  const others = othersCpuPercent(before, cpuSnapshot())
+  for (const figure of [...figures, ...(options.rss ? [options.rss] : [])]) {
+    results.setOthersCpu(figure, others)
   }
 }
 
@@ -696,36 +701,15 @@ function targets(figures: Figures): Target[] {
   ]
 }
 
-/** The file system the benchmark writes to, from /proc/mounts (the longest matching mount). */
-function filesystemOf(directory: string): string {
-  const mounts = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter(
-      ([, mount]) =>
-        mount && (directory === mount || directory.startsWith(`${mount}/`) || mount === '/'),
-    )
-    .sort((a, b) => (b[1]?.length ?? 0) - (a[1]?.length ?? 0))
-  const [device, mount, type] = mounts[0] ?? []
-  return `${type ?? '?'} on ${device ?? '?'} (mounted at ${mount ?? '?'})`
+interface Conditions {
+  readonly machine: Machine
+  readonly loadAverage: { readonly start: number[]; readonly end: number[] }
+  /** CPU other processes used during the whole run, in percent of the machine. */
+  readonly othersCpuPercent: number
 }
 
-function machine(workdir: string) {
-  return {
-    cpus: os.availableParallelism(),
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round((os.totalmem() / GiB) * 10) / 10,
-    node: process.version,
-    kernel: `${os.type()} ${os.release()}`,
-    filesystem: filesystemOf(workdir),
-  }
-}
-
-function report(
-  figures: Figures,
-  about: ReturnType<typeof machine>,
-  load: { start: number[]; end: number[] },
-) {
+function report(figures: Figures, conditions: Conditions) {
+  const { machine: about, loadAverage: load } = conditions
   const list = targets(figures)
   const durationSeconds = Math.round(seconds(clock))
   const loadText = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ')
@@ -734,7 +718,9 @@ function report(
     '',
     `${startedAt.toISOString()}, ${durationSeconds} s. ${about.cpus} × ${about.cpuModel}, ` +
       `${about.memoryGiB} GiB RAM, Node ${about.node}, ${about.kernel}; files on ${about.filesystem}. ` +
-      `Load average (1/5/15 min) at the start ${loadText(load.start)}, at the end ${loadText(load.end)}.`,
+      `Load average (1/5/15 min) at the start ${loadText(load.start)}, at the end ${loadText(load.end)}; ` +
+      `other processes used ${conditions.othersCpuPercent.toFixed(0)} % of the machine's CPU during the run ` +
+      "(per figure in the last column: what ran outside the benchmark's process tree).",
     '',
     `Each figure is the median of ${plan.runs} run${plan.runs === 1 ? '' : 's'} (the leak check runs once). ` +
       SUBJECTS.map((subject) => `${subject}: ${SUBJECT_NAMES[subject]}`).join('; ') +
@@ -749,8 +735,7 @@ function report(
     mode: plan.mode,
     startedAt: startedAt.toISOString(),
     durationSeconds,
-    machine: about,
-    loadAverage: load,
+    ...conditions,
     plan,
     subjects: SUBJECT_NAMES,
     targets: list.map((target) => ({ ...target, pass: passes(target) ?? null })),
@@ -761,18 +746,23 @@ function report(
 
 async function main(): Promise<void> {
   const loadAtStart = os.loadavg()
+  const cpuAtStart = cpuSnapshot()
   const workdir = await mkdtemp(path.join(os.tmpdir(), 'tusbox-bench-'))
   stops.push(() => rm(workdir, { recursive: true, force: true }))
   // mkdtemp makes a private directory; the embedded PostgreSQL may run as another user.
   await chmod(workdir, 0o755)
-  const about = machine(workdir)
+  const machine = describeMachine(workdir)
   progress(
     `${plan.mode} mode in ${workdir}; load average ${loadAtStart.map((v) => v.toFixed(2)).join(' ')}`,
   )
   const lab = await startLab(workdir)
   progress('servers are up')
   const figures = await runScenarios(lab)
-  const { markdown, json } = report(figures, about, { start: loadAtStart, end: os.loadavg() })
+  const { markdown, json } = report(figures, {
+    machine,
+    loadAverage: { start: loadAtStart, end: os.loadavg() },
+    othersCpuPercent: othersCpuPercent(cpuAtStart, cpuSnapshot()),
+  })
 
   const outDir = path.join(ROOT, 'bench-results')
   await mkdir(outDir, { recursive: true })

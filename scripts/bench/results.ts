@@ -23,6 +23,8 @@ export interface Figure {
 export class Results {
   readonly figures: Figure[] = []
   readonly #runs = new Map<string, Map<Subject, number[]>>()
+  /** Per figure: the share of the machine's CPU other processes used while it was measured. */
+  readonly #othersCpu = new Map<string, number>()
 
   define(figure: Figure): Figure {
     this.figures.push(figure)
@@ -36,6 +38,14 @@ export class Results {
     bySubject.set(subject, [...(bySubject.get(subject) ?? []), value])
   }
 
+  setOthersCpu(figure: Figure, percent: number): void {
+    this.#othersCpu.set(figure.id, percent)
+  }
+
+  othersCpu(figure: Figure): number | undefined {
+    return this.#othersCpu.get(figure.id)
+  }
+
   runs(figure: Figure, subject: Subject): readonly number[] {
     return this.#runs.get(figure.id)?.get(subject) ?? []
   }
@@ -47,6 +57,7 @@ export class Results {
   toJSON() {
     return this.figures.map((figure) => ({
       ...figure,
+      othersCpuPercent: this.othersCpu(figure) ?? null,
       subjects: Object.fromEntries(
         SUBJECTS.filter((subject) => this.runs(figure, subject).length > 0).map((subject) => [
           subject,
@@ -112,13 +123,16 @@ export function sizeLabel(bytes: number): string {
   return `${bytes} B`
 }
 
+/** The last column says how noisy a row may be: CPU other processes took while it was measured. */
 export function figuresTable(results: Results): string {
-  const header = `| Figure | ${SUBJECTS.join(' | ')} |`
-  const rule = `| --- | ${SUBJECTS.map(() => '---:').join(' | ')} |`
+  const header = `| Figure | ${SUBJECTS.join(' | ')} | Others' CPU |`
+  const rule = `| --- | ${SUBJECTS.map(() => '---:').join(' | ')} | ---: |`
   const rows = results.figures.map((figure) => {
     const cells = SUBJECTS.map((subject) =>
       formatValue(results.median(figure, subject), figure.digits),
     )
+    const others = results.othersCpu(figure)
+    cells.push(others === undefined ? '—' : `${others.toFixed(0)} %`)
     return `| ${figure.label} (${figure.unit}) | ${cells.join(' | ')} |`
   })
   return [header, rule, ...rows].join('\n')
