@@ -52,6 +52,11 @@ export function fileStream(size: number): Readable {
 /** Keep-alive, like every real client; no socket limit, so 64 uploads are 64 connections. */
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
 
+/** Ends every request in flight (they fail) and every idle connection: nothing more is sent. */
+export function closeClient(): void {
+  agent.destroy()
+}
+
 /** A request that neither sends nor hears anything for this long is stuck: fail, do not hang. */
 const IDLE_TIMEOUT_MS = 120_000
 
