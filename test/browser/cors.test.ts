@@ -6,7 +6,7 @@ import { type Browser, launchBrowser } from '../helpers/browser.ts'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { signHs256 } from '../helpers/tokens.ts'
+import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 
 const SECRET = 'a-shared-hs256-secret-for-the-browser'
 
@@ -68,9 +68,7 @@ describe('CORS from a real browser (chromium)', () => {
     allowed = await startPageServer()
     other = await startPageServer()
     server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ALLOW_ANONYMOUS: 'false',
+      ...jwtSettings(SECRET),
       CORS_ALLOWED_ORIGINS: allowed.origin,
     })
     token = await signHs256(SECRET, { sub: 'browser-user' })

@@ -8,7 +8,7 @@ import type { FileOutcome, UploadRunResult } from '../../src/client/upload-run.t
 import { csvBytes, elfBytes, MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { startPausingProxy } from '../helpers/pausing-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { signHs256 } from '../helpers/tokens.ts'
+import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { runTusbox, spawnTusbox } from '../helpers/tusbox-process.ts'
 
 /** ESC: every ANSI sequence starts with it. */
@@ -202,9 +202,7 @@ describe('tusbox upload with AUTH_MODE=jwt', () => {
 
   beforeAll(async () => {
     server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ALLOW_ANONYMOUS: 'false',
+      ...jwtSettings(SECRET),
     })
   })
 

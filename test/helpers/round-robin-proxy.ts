@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { forward } from './forward.ts'
 
 export interface ProxiedRequest {
   readonly method: string
@@ -36,30 +37,7 @@ export async function startRoundRobinProxy(): Promise<RoundRobinProxy> {
     const instance = next++ % targets.length
     const target = targets[instance] as URL
     served.push({ method: request.method ?? '', path: request.url ?? '', instance })
-    const upstream = http.request(
-      {
-        agent,
-        host: target.hostname,
-        port: target.port,
-        method: request.method,
-        path: request.url,
-        headers: request.headers,
-      },
-      (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(response)
-        answer.on('error', () => response.destroy())
-      },
-    )
-    upstream.on('error', () => {
-      if (response.headersSent) response.destroy()
-      else response.writeHead(502).end()
-    })
-    request.on('error', () => upstream.destroy())
-    request.on('close', () => {
-      if (!request.complete) upstream.destroy()
-    })
-    request.pipe(upstream)
+    forward(request, response, target, agent)
   })
   server.listen(0, '127.0.0.1')
   await new Promise<void>((resolve) => server.once('listening', resolve))

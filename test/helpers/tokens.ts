@@ -12,6 +12,11 @@ import {
 
 type Alg = 'RS256' | 'ES256'
 
+/** A server that checks HS256 tokens signed with `secret` (the test database would allow none). */
+export function jwtSettings(secret: string): Record<string, string> {
+  return { AUTH_MODE: 'jwt', AUTH_JWT_SECRET: secret, AUTH_ALLOW_ANONYMOUS: 'false' }
+}
+
 /** A token as an identity provider would issue it: signed, issued now, valid for five minutes. */
 export function signHs256(secret: string, claims: JWTPayload): Promise<string> {
   return sign(claims, 'HS256', new TextEncoder().encode(secret))

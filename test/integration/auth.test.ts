@@ -4,7 +4,7 @@ import { pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { JwksServer, signHs256 } from '../helpers/tokens.ts'
+import { JwksServer, jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, errorOf, patchUpload, TUS } from '../helpers/tus-requests.ts'
 
@@ -185,9 +185,7 @@ describe('per-owner limits', () => {
 
   beforeAll(async () => {
     server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ALLOW_ANONYMOUS: 'false',
+      ...jwtSettings(SECRET),
       FILE_UPLOAD_MAX_SIZE: '1000',
       MAX_UNFINISHED_UPLOADS_PER_OWNER: '3',
       MAX_BYTES_IN_FLIGHT_PER_OWNER: '2500',

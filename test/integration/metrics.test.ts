@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { elfBytes, pngBytes } from '../helpers/fixtures.ts'
 import { type Scrape, scrape } from '../helpers/metrics.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { signHs256 } from '../helpers/tokens.ts'
+import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { isDetailedError, uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, TUS } from '../helpers/tus-requests.ts'
 import { TusboxProcess } from '../helpers/tusbox-process.ts'
@@ -217,9 +217,7 @@ describe('GET /metrics with AUTH_MODE=jwt', () => {
 
   beforeAll(async () => {
     server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ALLOW_ANONYMOUS: 'false',
+      ...jwtSettings(SECRET),
     })
   })
 

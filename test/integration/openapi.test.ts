@@ -7,7 +7,7 @@ import {
 } from '../../src/http/openapi/schemas.ts'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { signHs256 } from '../helpers/tokens.ts'
+import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 
 const SECRET = 'a-shared-hs256-secret-for-openapi-tests'
@@ -18,9 +18,7 @@ describe('the OpenAPI description of /api', () => {
 
   beforeAll(async () => {
     server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWT_SECRET: SECRET,
-      AUTH_ALLOW_ANONYMOUS: 'false',
+      ...jwtSettings(SECRET),
     })
     const token = await signHs256(SECRET, { sub: 'reader', tusbox_admin: true })
     headers = { Authorization: `Bearer ${token}` }
