@@ -4,7 +4,9 @@ import { spawnSync } from 'node:child_process'
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 12)) {
-  process.stderr.write(`tusbox needs Node.js 22.12 or newer; this is ${process.version}.\n`)
+  process.stderr.write(
+    `tusbox needs Node.js 22.12 or newer; this is ${process.version}. Install Node 24 (nvm install 24), or run \`source scripts/use-node.sh\` in this checkout.\n`,
+  )
   process.exit(1)
 }
 

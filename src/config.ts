@@ -247,18 +247,25 @@ function checkAuth(
       'is set but AUTH_MODE=none ignores it: set AUTH_MODE=jwt',
     )
   }
-  // The embedded default is a local setup; a shared database means a deployment, where
-  // anonymous uploads must be a decision, not an oversight.
-  if (mode === 'none' && settings.DATABASE_URL && settings.AUTH_ALLOW_ANONYMOUS !== true) {
-    problem(
-      'AUTH_MODE',
-      'none with DATABASE_URL set lets anyone upload and read every file: set AUTH_MODE=jwt, or AUTH_ALLOW_ANONYMOUS=true to allow it',
-    )
+}
+
+/**
+ * The embedded default is a local setup; a shared database means a deployment, where serving
+ * anonymous uploads must be a decision, not an oversight. Checked by the commands that serve
+ * HTTP (start, serve), not by one-shot ops commands, which serve nothing.
+ */
+export function checkAnonymousServing(config: Config, env: NodeJS.ProcessEnv = process.env): void {
+  const { auth, database } = config
+  if (auth.mode === 'none' && database.kind === 'external' && !auth.allowAnonymous) {
+    const value = env.AUTH_MODE === undefined ? '(unset)' : JSON.stringify(env.AUTH_MODE)
+    throw new ConfigError([
+      `AUTH_MODE=${value}: none with DATABASE_URL set lets anyone upload and read every file: set AUTH_MODE=jwt, or AUTH_ALLOW_ANONYMOUS=true to allow it`,
+    ])
   }
 }
 
 export type AuthConfig =
-  | { readonly mode: 'none' }
+  | { readonly mode: 'none'; readonly allowAnonymous: boolean }
   | {
       readonly mode: 'jwt'
       readonly key:
@@ -446,7 +453,9 @@ function storageConfig(settings: z.infer<typeof schema>): Config['storage'] {
 }
 
 function authConfig(settings: z.infer<typeof schema>): AuthConfig {
-  if (settings.AUTH_MODE === 'none') return { mode: 'none' }
+  if (settings.AUTH_MODE === 'none') {
+    return { mode: 'none', allowAnonymous: settings.AUTH_ALLOW_ANONYMOUS }
+  }
   const { AUTH_JWT_SECRET: secret, AUTH_JWKS_URL: jwksUrl } = settings
   return {
     mode: 'jwt',

@@ -1,4 +1,4 @@
-import { type Config, loadConfig } from '../config.ts'
+import { type Config, checkAnonymousServing, loadConfig } from '../config.ts'
 import { buildContainer, type Container, type Database, openDatabase } from '../container.ts'
 import type { ConnectionSettings } from '../db/knex.ts'
 import { startHttpServer } from '../http/server.ts'
@@ -20,6 +20,7 @@ export interface Roles {
  */
 export async function runRoles(roles: Roles, logger: Logger): Promise<void> {
   const config = loadConfig()
+  if (roles.http) checkAnonymousServing(config)
   const lifecycle = new Lifecycle(logger)
   lifecycle.exitOnSignals()
   try {

@@ -133,7 +133,7 @@ async function recoverFromPreviousRun(dir: string, logger: Logger): Promise<void
   const ownerPid = await readPid(path.join(dir, OWNER_FILE))
   if (ownerPid !== undefined && ownerPid !== process.pid && isAlive(ownerPid)) {
     throw new Error(
-      `The embedded PostgreSQL in ${dir} is in use by another tusbox process (pid ${ownerPid}); stop it first or set EMBEDDED_POSTGRES_DIR to another directory.`,
+      `The embedded PostgreSQL in ${dir} is in use by another tusbox process (pid ${ownerPid}); stop it first (its ops figures are at /api/admin/outbox meanwhile), or point DATABASE_URL at a server of your own.`,
     )
   }
   logger.warn('stopping a PostgreSQL left running by a tusbox that did not shut down', {

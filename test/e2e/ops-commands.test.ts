@@ -88,4 +88,15 @@ describe('the ops commands, run as separate processes', () => {
     expect(usage.code).toBe(2)
     expect(usage.stderr).toContain('tusbox outbox redrive --dead')
   })
+
+  it('runs ops commands on a shared database without AUTH_ALLOW_ANONYMOUS, which only serving needs', async () => {
+    const unsetAllowance = { ...env, AUTH_ALLOW_ANONYMOUS: '' }
+
+    const stats = await runTusbox(['outbox', 'stats'], unsetAllowance)
+    const serve = await runTusbox(['serve'], { ...unsetAllowance, PORT: '0' })
+
+    expect(stats.code).toBe(0)
+    expect(serve.code).toBe(1)
+    expect(serve.stderr).toContain('none with DATABASE_URL set lets anyone upload')
+  })
 })

@@ -1,6 +1,11 @@
 import { tmpdir } from 'node:os'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, DEFAULT_ALLOWED_TYPES, loadConfig } from '../../src/config.ts'
+import {
+  ConfigError,
+  checkAnonymousServing,
+  DEFAULT_ALLOWED_TYPES,
+  loadConfig,
+} from '../../src/config.ts'
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -35,7 +40,7 @@ describe('loadConfig', () => {
         purgeBatchSize: 500,
         failedRetentionMs: 7 * 86_400_000,
       },
-      auth: { mode: 'none' },
+      auth: { mode: 'none', allowAnonymous: false },
       corsAllowedOrigins: [],
       ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
       logLevel: 'info',
@@ -215,10 +220,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ CORS_ALLOWED_ORIGINS: '*' }).corsAllowedOrigins).toBe('*')
   })
 
-  it('refuses anonymous access to a shared database, and half-configured authentication', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://db/tusbox' })).toThrow(
+  it('refuses to serve anonymous uploads from a shared database unless allowed, and half-configured authentication', () => {
+    const shared = loadConfig({ DATABASE_URL: 'postgres://db/tusbox' })
+    expect(() => checkAnonymousServing(shared, {})).toThrow(
       /AUTH_MODE=\(unset\): none with DATABASE_URL set lets anyone upload/,
     )
+    const allowed = { DATABASE_URL: 'postgres://db/tusbox', AUTH_ALLOW_ANONYMOUS: 'true' }
+    expect(() => checkAnonymousServing(loadConfig(allowed), allowed)).not.toThrow()
+    expect(() => checkAnonymousServing(loadConfig({}), {})).not.toThrow()
     expect(() =>
       loadConfig({
         AUTH_MODE: 'jwt',
