@@ -41,11 +41,13 @@ are skipped (name a file to upload it anyway). Interrupted uploads resume on the
 same files; their state is kept in $TUSBOX_CONFIG_DIR, else $XDG_CONFIG_HOME/tusbox, else
 ~/.config/tusbox.
 
-Exit status: 0 every file stored; 1 some file not stored; 2 usage error; 130 interrupted (Ctrl-C).
+Exit status: 0 every file stored; 1 some file not stored, or the endpoint unreachable; 2 usage
+error; 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 `
 
 export const EXIT_NOT_ALL_STORED = 1
 export const EXIT_USAGE = 2
+const REACHABILITY_TIMEOUT_MS = 10_000
 const EXIT_BY_SIGNAL: Readonly<Record<string, number>> = { SIGINT: 130, SIGTERM: 143 }
 
 class UsageError extends Error {}
@@ -78,6 +80,14 @@ export async function uploadCommand(
 
   if (settings.progress !== 'quiet') {
     for (const line of skippedLines(collected.skipped)) process.stderr.write(`${line}\n`)
+  }
+
+  const unreachable = await reachabilityProblem(settings.endpoint)
+  if (unreachable) {
+    process.stderr.write(
+      `tusbox upload: cannot reach ${settings.endpoint} (${unreachable}); is tusbox running there? Nothing was sent.\n`,
+    )
+    return EXIT_NOT_ALL_STORED
   }
 
   const interrupt = new AbortController()
@@ -260,4 +270,27 @@ function describe(file: FileOutcome): string {
   }
   if (file.error) parts.push(`${file.error.code}: ${file.error.message}`)
   return parts.join('  ')
+}
+
+/**
+ * One OPTIONS request before anything else: tus-js-client would retry a refused connection for
+ * every file through all its retry delays (40 s) before saying so. Any HTTP answer will do; only
+ * a connection that cannot be made, or no answer within 10 s, counts as unreachable.
+ */
+async function reachabilityProblem(endpoint: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(endpoint, {
+      method: 'OPTIONS',
+      signal: AbortSignal.timeout(REACHABILITY_TIMEOUT_MS),
+    })
+    await response.arrayBuffer()
+    return undefined
+  } catch (error) {
+    if (error instanceof Error && error.name === 'TimeoutError') {
+      return `no answer within ${REACHABILITY_TIMEOUT_MS / 1000} s`
+    }
+    const cause = error instanceof Error ? error.cause : undefined
+    const code = (cause as { code?: unknown } | undefined)?.code
+    return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
+  }
 }

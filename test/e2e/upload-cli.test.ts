@@ -1,6 +1,8 @@
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -50,6 +52,15 @@ async function upload(endpoint: string, args: readonly string[], env: Record<str
   expect(result.stdout).not.toContain(ESCAPE)
   expect(result.stderr).not.toContain(ESCAPE)
   return result
+}
+
+/** A port on 127.0.0.1 that was free a moment ago and that nothing listens on now. */
+async function closedPort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as AddressInfo
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
 }
 
 function outcome(output: Output, name: string): FileOutcome {
@@ -174,6 +185,17 @@ describe('tusbox upload against a server without authentication', () => {
     expect(await server.knex('upload_files').count<{ count: string }[]>({ count: '*' })).toEqual(
       before,
     )
+  })
+
+  it('exits 1 at once, sending nothing, when nothing listens at the endpoint', async () => {
+    const photo = await file('p.png', pngBytes(1_000))
+    const closed = await closedPort()
+
+    const result = await upload(`http://127.0.0.1:${closed}/files`, [photo])
+
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`cannot reach http://127.0.0.1:${closed}/files (ECONNREFUSED)`)
+    expect(await resumeEntries()).toEqual([])
   })
 
   it('lists upload and its options in tusbox --help and tusbox upload --help', async () => {
