@@ -75,22 +75,27 @@ export class UploadRepository {
     this.#db = db
   }
 
-  async insert(upload: NewUpload, tx?: Transaction): Promise<void> {
-    await executor(
+  /** Returns the row as stored (RETURNING): a creation needs no second round trip to read it. */
+  async insert(upload: NewUpload, tx?: Transaction): Promise<UploadFile> {
+    const [row]: UploadRow[] = await executor(
       this.#db,
       tx,
-    )(TABLE).insert({
-      id: upload.id,
-      owner: upload.owner,
-      batch_id: upload.batchId,
-      status: 'UPLOADING',
-      filename: upload.filename,
-      declared_type: upload.declaredType,
-      declared_size: upload.declaredSize,
-      storage_key: upload.storageKey,
-      metadata: upload.metadata,
-      expires_at: upload.expiresAt,
-    })
+    )(TABLE)
+      .insert({
+        id: upload.id,
+        owner: upload.owner,
+        batch_id: upload.batchId,
+        status: 'UPLOADING',
+        filename: upload.filename,
+        declared_type: upload.declaredType,
+        declared_size: upload.declaredSize,
+        storage_key: upload.storageKey,
+        metadata: upload.metadata,
+        expires_at: upload.expiresAt,
+      })
+      .returning('*')
+    if (!row) throw new Error(`inserting upload_files row ${upload.id} returned nothing`)
+    return toUploadFile(row)
   }
 
   /**
@@ -101,7 +106,7 @@ export class UploadRepository {
   async insertWithinLimits(
     upload: NewUpload & { readonly owner: string },
     limits: OwnerLimits,
-  ): Promise<'inserted' | 'too_many_uploads' | 'too_many_bytes'> {
+  ): Promise<UploadFile | 'too_many_uploads' | 'too_many_bytes'> {
     return transactionRunner(this.#db).inTransaction(async (tx) => {
       const trx = asKnexTransaction(tx)
       await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`tusbox:owner:${upload.owner}`])
@@ -116,8 +121,7 @@ export class UploadRepository {
       const newBytes = upload.declaredSize ?? limits.unknownSizeCounts
       if (Number(row?.uploads ?? 0) + 1 > limits.maxUnfinishedUploads) return 'too_many_uploads'
       if (Number(row?.bytes ?? 0) + newBytes > limits.maxBytesInFlight) return 'too_many_bytes'
-      await this.insert(upload, tx)
-      return 'inserted'
+      return this.insert(upload, tx)
     })
   }
 

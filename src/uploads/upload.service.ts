@@ -82,7 +82,7 @@ export class UploadService {
       throw new AppError('invalid', 'empty_file', 'The file is empty.')
     }
     if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
-    await this.#insert({
+    return this.#insert({
       id,
       owner: request.owner,
       batchId: fields.batchId,
@@ -93,13 +93,10 @@ export class UploadService {
       metadata: { ...request.metadata },
       expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
     })
-    const created = await this.#deps.uploads.findById(id)
-    if (!created) throw new Error(`upload ${id} was inserted but cannot be read back`)
-    return created
   }
 
   /** Anonymous uploads (AUTH_MODE=none) have no owner to count, so no per-owner limit. */
-  async #insert(upload: NewUpload): Promise<void> {
+  async #insert(upload: NewUpload): Promise<UploadFile> {
     const { owner } = upload
     if (owner === null) return this.#deps.uploads.insert(upload)
     const outcome = await this.#deps.uploads.insertWithinLimits(
@@ -121,6 +118,7 @@ export class UploadService {
         LIMIT_RETRY_AFTER_SECONDS,
       )
     }
+    return outcome
   }
 
   async #checkBatchAccepts(batchId: string, owner: string | null): Promise<void> {
