@@ -24,6 +24,7 @@ import pg from 'pg'
 import * as tus from 'tus-js-client'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createLogger } from '../src/lib/logger.ts'
+import { emptyBucket } from '../test/helpers/s3-buckets.ts'
 import {
   closeClient,
   expectStatus,
@@ -56,7 +57,6 @@ import {
 import {
   type ChildServer,
   createBucket,
-  emptyBucket,
   emptyDirectory,
   peakRssMiB,
   resetPeakRss,

@@ -7,14 +7,7 @@ import { once } from 'node:events'
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
-import {
-  AbortMultipartUploadCommand,
-  CreateBucketCommand,
-  DeleteObjectsCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-} from '@aws-sdk/client-s3'
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3'
 import { SETTING_NAMES } from '../../src/config.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
@@ -190,28 +183,4 @@ export function s3Client(endpoint: string): S3Client {
 
 export async function createBucket(client: S3Client, bucket: string): Promise<void> {
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
-}
-
-/** Aborts every multipart upload and deletes every object: the S3 server keeps them in memory. */
-export async function emptyBucket(client: S3Client, bucket: string): Promise<void> {
-  const { Uploads = [] } = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))
-  for (const upload of Uploads) {
-    await client.send(
-      new AbortMultipartUploadCommand({
-        Bucket: bucket,
-        Key: upload.Key,
-        UploadId: upload.UploadId,
-      }),
-    )
-  }
-  for (;;) {
-    const { Contents = [] } = await client.send(new ListObjectsV2Command({ Bucket: bucket }))
-    if (Contents.length === 0) return
-    await client.send(
-      new DeleteObjectsCommand({
-        Bucket: bucket,
-        Delete: { Objects: Contents.map((object) => ({ Key: object.Key })), Quiet: true },
-      }),
-    )
-  }
 }

@@ -3,15 +3,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import {
-  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
-  DeleteObjectsCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3'
 import { inject } from 'vitest'
+import { emptyBucket } from './s3-buckets.ts'
 
 export interface S3TestSettings {
   readonly endpoint: string
@@ -109,20 +108,6 @@ async function listBucket(client: S3Client, bucket: string): Promise<string[]> {
 
 /** Tests leave unfinished uploads behind on purpose; S3 refuses to delete a bucket that has any. */
 async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
-  const { Uploads = [] } = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))
-  for (const upload of Uploads) {
-    await client.send(
-      new AbortMultipartUploadCommand({
-        Bucket: bucket,
-        Key: upload.Key,
-        UploadId: upload.UploadId,
-      }),
-    )
-  }
-  const { Contents = [] } = await client.send(new ListObjectsV2Command({ Bucket: bucket }))
-  if (Contents.length > 0) {
-    const objects = Contents.map((object) => ({ Key: object.Key }))
-    await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects } }))
-  }
+  await emptyBucket(client, bucket)
   await client.send(new DeleteBucketCommand({ Bucket: bucket }))
 }
