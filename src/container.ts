@@ -121,7 +121,6 @@ export async function buildContainer(
   const { knex } = database
   const boss = createBoss(database.connection, logger)
   await startBoss(boss)
-  const datastore = await createDatastore(config.storage)
   const transactions = transactionRunner(knex)
   const jobs = bossJobQueue(boss)
   const uploadRepository = new UploadRepository(knex)
@@ -134,6 +133,10 @@ export async function buildContainer(
     },
     logger,
     queues: JOB_NAMES,
+  })
+  // Counted where the store reads them, in the pass that hashes them: no stream of its own.
+  const datastore = await createDatastore(config.storage, {
+    onBytesWritten: (bytes) => metrics.bytesReceived(bytes),
   })
   const publicUrl = config.http.publicUrl
   const policy = {

@@ -32,11 +32,20 @@ export interface Datastore {
   readonly digests: StreamedDigestRegistry
 }
 
+export interface DatastoreOptions {
+  /** Told of the bytes of every write as the store reads them (metrics), hashed or not. */
+  readonly onBytesWritten?: (bytes: number) => void
+}
+
 export async function createDatastore(
   config: FileStorageConfig | S3StorageConfig,
+  options: DatastoreOptions = {},
 ): Promise<Datastore> {
   // The head kept from the stream is the window the finish step sniffs the type from.
-  const digests = new StreamedDigestRegistry({ headBytes: SNIFF_BYTES })
+  const digests = new StreamedDigestRegistry({
+    headBytes: SNIFF_BYTES,
+    ...(options.onBytesWritten ? { onBytes: options.onBytesWritten } : {}),
+  })
   return config.backend === 'file'
     ? createFileDatastore(config, digests)
     : createS3Datastore(config, digests)

@@ -23,6 +23,8 @@ export interface StreamedDigestOptions {
   readonly maxUploads?: number
   readonly idleMs?: number
   readonly now?: () => number
+  /** Told of every chunk a write passes to the store, hashed or not. */
+  readonly onBytes?: (bytes: number) => void
 }
 
 /** Bytes [0, length) of one upload, as they passed through this process on their way to the store. */
@@ -61,6 +63,7 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
   readonly #maxUploads: number
   readonly #idleMs: number
   readonly #now: () => number
+  readonly #onBytes: (bytes: number) => void
   /** In order of last use, oldest first. */
   readonly #digests = new Map<string, Digesting>()
 
@@ -69,6 +72,7 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
     this.#maxUploads = options.maxUploads ?? MAX_UPLOADS
     this.#idleMs = options.idleMs ?? IDLE_MS
     this.#now = options.now ?? Date.now
+    this.#onBytes = options.onBytes ?? (() => undefined)
   }
 
   /** How many uploads have a digest: what this registry holds in memory. */
@@ -77,7 +81,8 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
   }
 
   /**
-   * Runs a store's `write` of `source` at `offset` with the bytes hashed on their way through,
+   * Runs a store's `write` of `source` at `offset` with the bytes counted and hashed on their way
+   * through (one stream for both: every stage between the request and the store costs per chunk),
    * and resolves with the store's new offset.
    */
   async write(
@@ -87,17 +92,19 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
     write: (source: Readable) => Promise<number>,
   ): Promise<number> {
     const digest = this.#begin(key, offset)
-    if (!digest) return write(source)
-    const hashing = new Transform({
+    const passing = new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
-        this.#absorb(digest, chunk)
+        this.#onBytes(chunk.length)
+        if (digest) this.#absorb(digest, chunk)
         done(null, chunk)
       },
     })
+    // pipeline, unlike pipe, hands a failing source's error on to the store.
+    const counted = pipeline(source, passing, () => undefined)
+    if (!digest) return write(counted)
     let newOffset: number
     try {
-      // pipeline, unlike pipe, hands a failing source's error on to the store.
-      newOffset = await write(pipeline(source, hashing, () => undefined))
+      newOffset = await write(counted)
     } catch (error) {
       this.#drop(key, digest)
       throw error
