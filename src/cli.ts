@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { jobStats, migrate, outboxRedrive, outboxStats, purgeNow } from './commands/operations.ts'
 import { runRoles } from './commands/run.ts'
-import { uploadCommand } from './commands/upload.ts'
 import { ConfigError } from './config.ts'
 import { createLogger, type LogFormat, type Logger } from './lib/logger.ts'
 import { VERSION } from './lib/version.ts'
@@ -62,7 +61,11 @@ class UsageError extends Error {}
 
 export async function main(argv: readonly string[]): Promise<number> {
   // A client, not a server command: its own options, and no server settings (.env) to load.
-  if (argv[0] === 'upload') return uploadCommand(argv.slice(1))
+  // Loaded only here, so that servers never hold tus-js-client in memory.
+  if (argv[0] === 'upload') {
+    const { uploadCommand } = await import('./commands/upload.ts')
+    return uploadCommand(argv.slice(1))
+  }
   const { values, positionals } = parseArgs({
     args: [...argv],
     options: {

@@ -23,7 +23,7 @@ import {
 import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
-import { createDatastore, type Datastore } from './tus/datastore.ts'
+import { createDatastore, type Datastore } from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'

@@ -1,7 +1,7 @@
 /**
  * Reference B: what a user would run instead of tusbox, bare @tus/server with the same
  * FileStore, no database, no hooks. A benchmark reference, not tusbox code: that is why it
- * imports the tus store itself (in tusbox only src/tus/datastore.ts does).
+ * imports the tus store itself (in tusbox only src/tus/datastore/ does).
  * Usage: node scripts/bench/tus-reference-server.ts <directory>; prints {"url"} once it listens.
  */
 import type { AddressInfo } from 'node:net'

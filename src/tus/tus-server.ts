@@ -9,7 +9,7 @@ import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import { advertiseChecksum, CHECKSUM_MISMATCH_STATUS, verifyChecksum } from './checksum.ts'
-import type { Datastore } from './datastore.ts'
+import type { Datastore } from './datastore/index.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
 

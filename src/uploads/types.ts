@@ -67,7 +67,7 @@ export interface DownloadHeaders {
   readonly contentDisposition: string
 }
 
-/** What the upload domain needs from a byte store; tus/datastore.ts implements it per backend. */
+/** What the upload domain needs from a byte store; tus/datastore/ implements it per backend. */
 export interface UploadStorage {
   /** Undefined when the store has no such upload (never created, or removed). */
   progress(key: string): Promise<StoredProgress | undefined>
@@ -94,7 +94,7 @@ export interface StreamedDigest {
  * Digests computed while the bytes streamed into the store, so that finishing an upload need not
  * read them back. Only a hint: a process that did not see every byte arrive in order (it
  * restarted, another instance took some chunks, a write broke off) has none, and the finish step
- * then reads the stored bytes. tus/datastore.ts implements it.
+ * then reads the stored bytes. tus/datastore/ implements it.
  */
 export interface StreamedDigests {
   /** The digest of exactly the first `size` bytes of `key`, or undefined when this process cannot vouch for them. */

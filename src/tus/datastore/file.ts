@@ -1,0 +1,112 @@
+import { constants } from 'node:fs'
+import { access, mkdir, open, rm } from 'node:fs/promises'
+import path from 'node:path'
+import type { Readable } from 'node:stream'
+import { FileStore } from '@tus/file-store'
+import type { FileStorageConfig } from '../../config.ts'
+import type { ByteRange, StoredProgress, UploadStorage } from '../../uploads/types.ts'
+import type { StreamedDigestRegistry } from '../streamed-digests.ts'
+import { type Datastore, progressIn, sha256Of } from './common.ts'
+
+export async function createFileDatastore(
+  config: FileStorageConfig,
+  digests: StreamedDigestRegistry,
+): Promise<Datastore> {
+  const root = path.resolve(config.directory)
+  // FileStore creates its directory in a callback that throws; create it first so a bad
+  // FILE_STORE_DIR is reported at start-up instead of crashing the process later.
+  await mkdir(root, { recursive: true })
+  const tusStore = new HashingFileStore({ directory: root }, digests)
+  return { tusStore, storage: new FileStorage(root, tusStore, digests), digests }
+}
+
+/** FileStore whose writes are hashed on their way to the file (see StreamedDigestRegistry). */
+class HashingFileStore extends FileStore {
+  readonly #digests: StreamedDigestRegistry
+
+  constructor(
+    options: ConstructorParameters<typeof FileStore>[0],
+    digests: StreamedDigestRegistry,
+  ) {
+    super(options)
+    this.#digests = digests
+  }
+
+  override write(readable: Readable, id: string, offset: number): Promise<number> {
+    return this.#digests.write(id, offset, readable, (hashed) => super.write(hashed, id, offset))
+  }
+
+  override async remove(id: string): Promise<void> {
+    this.#digests.forget(id)
+    await super.remove(id)
+  }
+}
+
+class FileStorage implements UploadStorage {
+  readonly #root: string
+  readonly #store: FileStore
+  readonly #digests: StreamedDigestRegistry
+
+  constructor(root: string, store: FileStore, digests: StreamedDigestRegistry) {
+    this.#root = root
+    this.#store = store
+    this.#digests = digests
+  }
+
+  progress(key: string): Promise<StoredProgress | undefined> {
+    return progressIn(this.#store, key)
+  }
+
+  async readHead(key: string, bytes: number): Promise<Uint8Array> {
+    const handle = await open(this.#pathOf(key), 'r')
+    try {
+      const buffer = Buffer.alloc(bytes)
+      const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
+      return buffer.subarray(0, bytesRead)
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async sha256(key: string): Promise<string> {
+    const handle = await open(this.#pathOf(key), 'r')
+    return sha256Of(handle.createReadStream())
+  }
+
+  async openRead(key: string, range?: ByteRange): Promise<Readable> {
+    const handle = await open(this.#pathOf(key), 'r')
+    return handle.createReadStream(range ? { start: range.start, end: range.end } : {})
+  }
+
+  async downloadUrl(): Promise<undefined> {
+    return undefined
+  }
+
+  async remove(key: string): Promise<void> {
+    this.#digests.forget(key)
+    const file = this.#pathOf(key)
+    // The .json companion is FileStore's upload info (its FileConfigstore).
+    await Promise.all([rm(file, { force: true }), rm(`${file}.json`, { force: true })])
+  }
+
+  /** /readyz shows the reason to anyone who asks: the error code, never the directory's path. */
+  async checkReady(): Promise<void> {
+    try {
+      await access(this.#root, constants.R_OK | constants.W_OK)
+    } catch (error) {
+      throw new Error(`the store directory cannot be read and written (${errorCode(error)})`)
+    }
+  }
+
+  #pathOf(key: string): string {
+    const file = path.resolve(this.#root, key)
+    if (!file.startsWith(`${this.#root}${path.sep}`)) {
+      throw new Error(`storage key ${key} points outside the store`)
+    }
+    return file
+  }
+}
+
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'error'
+}
