@@ -87,7 +87,7 @@ interface Plan {
 
 const FULL: Plan = {
   mode: 'full',
-  runs: 3,
+  runs: 5,
   bigSize: GiB,
   chunkSize: 8 * MiB,
   finishSizes: [MiB, 64 * MiB, GiB],
