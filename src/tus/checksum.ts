@@ -29,7 +29,8 @@ export const CHECKSUM_ALGORITHMS: readonly string[] = [...DIGEST_BYTES.keys()]
 /** tus checksum extension: "460 Checksum Mismatch". */
 export const CHECKSUM_MISMATCH_STATUS = 460
 
-const UPLOAD_CONTENT_TYPE = 'application/offset+octet-stream'
+/** tus 1.0.0: the Content-Type of every body that carries upload bytes. */
+export const UPLOAD_CONTENT_TYPE = 'application/offset+octet-stream'
 
 export interface ChecksumOptions {
   /** Where bodies wait while their digest is computed. */

@@ -8,7 +8,12 @@ import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
-import { advertiseChecksum, CHECKSUM_MISMATCH_STATUS, verifyChecksum } from './checksum.ts'
+import {
+  advertiseChecksum,
+  CHECKSUM_MISMATCH_STATUS,
+  UPLOAD_CONTENT_TYPE,
+  verifyChecksum,
+} from './checksum.ts'
 import type { Datastore } from './datastore/index.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
@@ -114,10 +119,7 @@ const NEW_UPLOAD_LOCKER: Locker = {
 
 /** The test @tus/server's PostHandler makes before it writes a creation's body. */
 function isBodilessCreation(request: Request): boolean {
-  return (
-    request.method === 'POST' &&
-    request.headers.get('content-type') !== 'application/offset+octet-stream'
-  )
+  return request.method === 'POST' && request.headers.get('content-type') !== UPLOAD_CONTENT_TYPE
 }
 
 function storageKeyFromUrl(
@@ -192,7 +194,7 @@ function refuseEarly(request: Request): Response | undefined {
   if (method !== 'OPTIONS' && version !== TUS_RESUMABLE) {
     return jsonError(412, 'unsupported_tus_version', `Tus-Resumable ${version} is not supported.`)
   }
-  if (method === 'PATCH' && headers.get('content-type') !== 'application/offset+octet-stream') {
+  if (method === 'PATCH' && headers.get('content-type') !== UPLOAD_CONTENT_TYPE) {
     return jsonError(
       415,
       'unsupported_media_type',

@@ -23,7 +23,7 @@ export async function createDatastore(
   // The head kept from the stream is the window the finish step sniffs the type from.
   const digests = new StreamedDigestRegistry({
     headBytes: SNIFF_BYTES,
-    ...(options.onBytesWritten ? { onBytes: options.onBytesWritten } : {}),
+    onBytes: options.onBytesWritten,
   })
   if (config.backend === 'file') return createFileDatastore(config, digests)
   const { createS3Datastore } = await import('./s3.ts')
