@@ -11,6 +11,7 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
+import { serveFileContent } from './file-content.ts'
 import { requestContext } from './request-context.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
@@ -51,6 +52,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // app.all: Hono routes HEAD through GET handlers, and tus needs its own HEAD. The body is
   // handed to tus as a stream; no body-parsing middleware may run on these paths.
   const tus = (c: Context<AppEnv>) => deps.tus(c.req.raw, c.get('principal'))
+  // tusd and @tus/server serve an upload's file at its upload URL, and clients written for them
+  // download from there (tus-js-client's own end-to-end specs do). HEAD, which Hono routes here
+  // too, stays tus's resume check.
+  app.get(`${TUS_PATH}/:id`, (c) =>
+    c.req.raw.method === 'GET' ? serveFileContent(c, deps.uploads, c.req.param('id')) : tus(c),
+  )
   app.all(TUS_PATH, tus)
   app.all(`${TUS_PATH}/*`, tus)
 

@@ -14,6 +14,12 @@ import {
   UPLOAD_CONTENT_TYPE,
   verifyChecksum,
 } from './checksum.ts'
+import {
+  finalMetadata,
+  parseUploadConcat,
+  uploadConcatHeader,
+  withoutUploadConcat,
+} from './concatenation.ts'
 import type { Datastore } from './datastore/index.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import { tusErrorCode } from './tus-errors.ts'
@@ -57,6 +63,7 @@ export type TusHandler = (request: Request, principal: Principal | undefined) =>
 /** @tus/server behind the checks it does not make and the JSON errors it does not write. */
 export function createTusHandler(deps: TusDeps): TusHandler {
   const states: RequestStates = new WeakMap()
+  const hooks = createHooks(deps, states)
   const server = new Server({
     path: TUS_PATH,
     datastore: deps.datastore.tusStore,
@@ -69,16 +76,25 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     allowedOrigins: (origin) => deps.cors.allows(origin),
     // Browsers may send these only when the preflight allows them.
     allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
-    ...createHooks(deps, states),
+    ...hooks,
   })
   const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
 
-  const handle = async (request: Request, principal: Principal | undefined): Promise<Response> => {
-    const state: RequestState | undefined = principal && { principal }
+  const urlOf = (request: Request, id: string) =>
+    `${deps.publicUrl ?? new URL(request.url).origin}${TUS_PATH}/${id}`
+
+  const handle = async (
+    request: Request,
+    principal: Principal | undefined,
+    concat: 'partial' | undefined,
+  ): Promise<Response> => {
+    const state: RequestState | undefined = principal && { principal, concat }
     if (state) states.set(request, state)
     const response = await server.handleWeb(request)
     if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
-    if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
+    if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
+    const concatHeader = state?.file && uploadConcatHeader(state.file, (id) => urlOf(request, id))
+    if (concatHeader) response.headers.set('Upload-Concat', concatHeader)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
       if (key) await deps.uploads.markTerminated(key)
@@ -86,12 +102,48 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     return withUploadExpires(request, response, state?.file)
   }
 
+  /** tus concatenation: a final upload is joined and finished before its 201 is sent. */
+  const createFinal = async (
+    request: Request,
+    principal: Principal | undefined,
+    partialIds: readonly string[],
+  ): Promise<Response> => {
+    await request.body?.cancel()
+    if (!principal) return jsonError(401, 'unauthenticated', 'Authenticate to create uploads.')
+    const state: RequestState = { principal }
+    states.set(request, state)
+    try {
+      const file = await deps.uploads.concatenate({
+        storageKey: deps.uploads.storageKeyOf(uuidv7()),
+        partialIds,
+        metadata: finalMetadata(request),
+        owner: principal.owner,
+      })
+      deps.metrics.uploadCreated()
+      return new Response(null, {
+        status: 201,
+        headers: { Location: urlOf(request, file.id), 'Tus-Resumable': TUS_RESUMABLE },
+      })
+    } catch (error) {
+      const answer = await hooks.onResponseError(request, error as Error)
+      const status = answer?.status_code ?? 500
+      return asJsonError(new Response(answer?.body ?? '', { status }), state.retryAfterSeconds)
+    }
+  }
+
   return async (received, principal) => {
     const request = withMethodOverride(received)
     if (request instanceof Response) return request
     const refusal = refuseEarly(request)
     if (refusal) return refusal
-    const checked = await verifyChecksum(request, checksumOptions)
+    const concat =
+      request.method === 'POST'
+        ? parseUploadConcat(request, { publicUrl: deps.publicUrl, tusPath: TUS_PATH })
+        : { kind: 'none' as const }
+    if (concat.kind === 'refused') return jsonError(400, concat.code, concat.message)
+    if (concat.kind === 'final') return createFinal(request, principal, concat.partialIds)
+    const forTus = concat.kind === 'partial' ? withoutUploadConcat(request) : request
+    const checked = await verifyChecksum(forTus, checksumOptions)
     if (!checked.ok) {
       if (checked.status === CHECKSUM_MISMATCH_STATUS) {
         deps.logger.warn('upload checksum mismatch', { method: request.method, url: request.url })
@@ -99,7 +151,11 @@ export function createTusHandler(deps: TusDeps): TusHandler {
       return jsonError(checked.status, checked.code, checked.message)
     }
     try {
-      return await handle(checked.request, principal)
+      return await handle(
+        checked.request,
+        principal,
+        concat.kind === 'partial' ? 'partial' : undefined,
+      )
     } finally {
       await checked.release()
     }
@@ -164,11 +220,12 @@ function withMethodOverride(request: Request): Request | Response {
 }
 
 /**
- * tus 1.0.0: the creation URL takes POST, an upload URL HEAD, PATCH and DELETE. @tus/server
+ * tus 1.0.0: the creation URL takes POST, an upload URL HEAD, PATCH and DELETE (and GET, a
+ * download the HTTP layer serves before tus sees it). @tus/server
  * creates an upload for a POST to any URL under its path, and answers 404 to other methods.
  */
 const ALLOWED_AT_CREATION = ['POST', 'OPTIONS']
-const ALLOWED_AT_UPLOAD = ['HEAD', 'PATCH', 'DELETE', 'OPTIONS']
+const ALLOWED_AT_UPLOAD = ['GET', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS']
 
 function refuseEarly(request: Request): Response | undefined {
   const { method, headers } = request
@@ -177,10 +234,7 @@ function refuseEarly(request: Request): Response | undefined {
   const atCreation = pathname === TUS_PATH || pathname === `${TUS_PATH}/`
   const allowed = atCreation ? ALLOWED_AT_CREATION : ALLOWED_AT_UPLOAD
   if (!allowed.includes(method)) {
-    const hint =
-      method === 'GET' && !atCreation
-        ? 'Download files from /api/files/:id/content.'
-        : `${method} is not allowed here; use ${allowed.join(', ')}.`
+    const hint = `${method} is not allowed here; use ${allowed.join(', ')}.`
     return jsonError(405, 'method_not_allowed', hint, { Allow: allowed.join(', ') })
   }
   const version = headers.get('tus-resumable')
@@ -258,6 +312,12 @@ function isJsonError(text: string): boolean {
   } catch {
     return false
   }
+}
+
+/** The extensions tusbox adds to those @tus/server lists: checksum, and concatenation. */
+function advertiseExtensions(headers: Headers): void {
+  advertiseChecksum(headers)
+  headers.set('Tus-Extension', `${headers.get('tus-extension')},concatenation`)
 }
 
 /** tus expiration extension: unfinished uploads say until when they may sit idle. */

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream'
 import type { TransactionRunner } from '../db/transaction.ts'
 import { AppError, TooManyError } from '../lib/errors.ts'
+import type { Logger } from '../lib/logger.ts'
 import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
+import { type ConcatenationDeps, completePartials, joinFinal } from './concatenation.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
@@ -26,6 +28,7 @@ export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps 
   readonly policy: UploadPolicy & { readonly expirationMs: number }
   readonly ownerLimits: { readonly maxUnfinishedUploads: number; readonly maxBytesInFlight: number }
   readonly storageKeyPrefix: string
+  readonly logger: Logger
   readonly now?: () => number
 }
 
@@ -33,6 +36,16 @@ export interface NewUploadRequest {
   readonly storageKey: string
   /** Undefined when the client defers the length. */
   readonly size: number | undefined
+  readonly metadata: Readonly<Record<string, string | null>> | undefined
+  readonly owner: string | null
+  /** tus concatenation: a partial upload is joined into a final one later, never finished alone. */
+  readonly concat?: 'partial'
+}
+
+/** tus concatenation: a final upload, made of complete partial uploads (their ids, in order). */
+export interface NewFinalRequest {
+  readonly storageKey: string
+  readonly partialIds: readonly string[]
   readonly metadata: Readonly<Record<string, string | null>> | undefined
   readonly owner: string | null
 }
@@ -68,7 +81,43 @@ export class UploadService {
 
   /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
   async register(request: NewUploadRequest): Promise<UploadFile> {
-    const id = idOf(request.storageKey)
+    return this.#insert(await this.#newUpload(request))
+  }
+
+  /**
+   * tus concatenation: joins complete partial uploads into a final upload, which is finished
+   * like any other (one finish, one event). Its bytes were counted against the owner's limits as
+   * partials, so the final is not counted again.
+   */
+  async concatenate(request: NewFinalRequest): Promise<UploadFile> {
+    const deps = this.#concatenationDeps()
+    const { partials, size } = await completePartials(deps, request.partialIds, request.owner)
+    const row = await this.#newUpload({ ...request, size })
+    return joinFinal(deps, row, partials, request.metadata ?? {})
+  }
+
+  #concatenationDeps(): ConcatenationDeps {
+    const { uploads, transactions, storage, finishUpload, policy, logger } = this.#deps
+    const now = this.#now
+    return { uploads, transactions, storage, finishUpload, maxSize: policy.maxSize, logger, now }
+  }
+
+  /**
+   * A partial upload's metadata is kept, but never read as a file's name, type or batch
+   * (tus-js-client's `metadataForPartialUploads`): only its final is a file.
+   */
+  async #newUpload(request: NewUploadRequest): Promise<NewUpload> {
+    const common = {
+      id: idOf(request.storageKey),
+      owner: request.owner,
+      declaredSize: request.size ?? null,
+      storageKey: request.storageKey,
+      metadata: { ...request.metadata },
+      expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
+    }
+    if (request.concat === 'partial') {
+      return { ...common, batchId: null, filename: null, declaredType: null, concat: 'partial' }
+    }
     const fields = readUploadFields(request.metadata)
     const { allowedTypes } = this.#deps.policy
     if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
@@ -82,17 +131,7 @@ export class UploadService {
       throw new AppError('invalid', 'empty_file', 'The file is empty.')
     }
     if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
-    return this.#insert({
-      id,
-      owner: request.owner,
-      batchId: fields.batchId,
-      filename: fields.filename,
-      declaredType: fields.declaredType,
-      declaredSize: request.size ?? null,
-      storageKey: request.storageKey,
-      metadata: { ...request.metadata },
-      expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
-    })
+    return { ...common, ...fields }
   }
 
   /** Anonymous uploads (AUTH_MODE=none) have no owner to count, so no per-owner limit. */
@@ -148,6 +187,15 @@ export class UploadService {
    */
   async admit(storageKey: string, action: UploadAction, viewer: Viewer): Promise<UploadFile> {
     const file = await this.#existing(idOf(storageKey), viewer)
+    // tus 1.0.0 concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH
+    // requests against a final upload URL".
+    if (file.concat === 'final' && action === 'append') {
+      throw new AppError(
+        'forbidden',
+        'final_upload_not_patchable',
+        `Upload ${file.id} is a final upload, joined from partial uploads; it takes no PATCH.`,
+      )
+    }
     switch (file.status) {
       case 'DELETED':
       case 'EXPIRED':

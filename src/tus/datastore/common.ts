@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { type DataStore, ERRORS } from '@tus/utils'
-import type { StoredProgress, UploadStorage } from '../../uploads/types.ts'
+import { type DataStore, ERRORS, Upload } from '@tus/utils'
+import type { StoredPart, StoredProgress, UploadStorage } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
 
 /**
@@ -33,4 +33,19 @@ export async function sha256Of(stream: Readable): Promise<string> {
   const hash = createHash('sha256')
   await pipeline(stream, hash)
   return hash.digest('hex')
+}
+
+/** The tus upload a concatenation creates: as long as its parts together, and empty so far. */
+export function finalUpload(
+  key: string,
+  parts: readonly StoredPart[],
+  metadata: Readonly<Record<string, string | null>>,
+): Upload {
+  return new Upload({
+    id: key,
+    size: parts.reduce((total, part) => total + part.size, 0),
+    offset: 0,
+    metadata: { ...metadata },
+    creation_date: new Date().toISOString(),
+  })
 }
