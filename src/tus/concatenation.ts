@@ -1,4 +1,4 @@
-import { Metadata } from '@tus/utils'
+import { Metadata, TUS_RESUMABLE } from '@tus/utils'
 import { AppError } from '../lib/errors.ts'
 import { isUploadId } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
@@ -108,4 +108,18 @@ export function uploadConcatHeader(
   if (file.concat === 'final')
     return `${FINAL_PREFIX}${(file.partialIds ?? []).map(urlOf).join(' ')}`
   return undefined
+}
+
+/** What HEAD answers for a partial upload already joined into its final (its bytes are gone). */
+export function joinedPartialHead(size: number): Response {
+  return new Response(null, {
+    status: 200,
+    headers: {
+      'Tus-Resumable': TUS_RESUMABLE,
+      'Cache-Control': 'no-store',
+      'Upload-Offset': String(size),
+      'Upload-Length': String(size),
+      'Upload-Concat': 'partial',
+    },
+  })
 }

@@ -16,6 +16,7 @@ import {
 } from './checksum.ts'
 import {
   finalMetadata,
+  joinedPartialHead,
   parseUploadConcat,
   uploadConcatHeader,
   withoutUploadConcat,
@@ -90,6 +91,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
   ): Promise<Response> => {
     const state: RequestState | undefined = principal && { principal, concat }
     if (state) states.set(request, state)
+    const joined = await joinedPartial(request, principal)
+    if (joined) return joined
     const response = await server.handleWeb(request)
     if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
     if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
@@ -100,6 +103,17 @@ export function createTusHandler(deps: TusDeps): TusHandler {
       if (key) await deps.uploads.markTerminated(key)
     }
     return withUploadExpires(request, response, state?.file)
+  }
+
+  /** HEAD on a partial upload whose bytes were joined into a final: complete, as it was. */
+  const joinedPartial = async (
+    request: Request,
+    principal: Principal | undefined,
+  ): Promise<Response | undefined> => {
+    const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
+    if (request.method !== 'HEAD' || !principal || !key) return undefined
+    const size = await deps.uploads.joinedPartialSize(key, principal.owner)
+    return size === undefined ? undefined : joinedPartialHead(size)
   }
 
   /** tus concatenation: a final upload is joined and finished before its 201 is sent. */

@@ -80,6 +80,23 @@ export async function completePartials(
   return { partials, size }
 }
 
+/**
+ * The final already made of exactly these partials, in this order, when the viewer asks again: a
+ * client whose connection broke before the 201 arrived repeats its POST (tus-js-client restarts
+ * the whole upload, finds its partials complete, and asks for the same final).
+ */
+export async function existingFinal(
+  deps: ConcatenationDeps,
+  partialIds: readonly string[],
+  viewer: Viewer,
+): Promise<UploadFile | undefined> {
+  const first = partialIds[0] === undefined ? undefined : await deps.uploads.findById(partialIds[0])
+  if (!first?.finalId || !isVisibleTo(first, viewer)) return undefined
+  const final = await deps.uploads.findById(first.finalId)
+  const same = final?.partialIds?.join(' ') === partialIds.join(' ')
+  return final?.status === 'STORED' && same ? final : undefined
+}
+
 async function completePartial(
   deps: ConcatenationDeps,
   id: string,
@@ -177,15 +194,18 @@ async function abandon(deps: ConcatenationDeps, final: UploadFile): Promise<void
   await deps.uploads.releasePartials(final.id)
 }
 
-/** Bytes first, then rows: a partial whose bytes stay behind is still UPLOADING and expires. */
+/**
+ * Bytes first, then rows: a partial whose bytes stay behind is still UPLOADING and expires. The
+ * rows stay, so that a client retrying a final it never heard back from is answered.
+ */
 async function removePartials(
   deps: ConcatenationDeps,
   partials: readonly CompletePartial[],
 ): Promise<void> {
-  for (const { file } of partials) {
+  for (const { file, part } of partials) {
     try {
       await deps.storage.remove(file.storageKey)
-      await deps.uploads.markDeleted(file.id)
+      await deps.uploads.markJoined(file.id, part.size)
     } catch (error) {
       deps.logger.warn('could not remove a joined partial upload; it will expire', {
         uploadId: file.id,

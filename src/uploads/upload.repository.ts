@@ -210,6 +210,19 @@ export class UploadRepository {
     )
   }
 
+  /**
+   * A partial upload whose bytes now live in its final: DELETED, with the size it contributed,
+   * which a resuming client's HEAD is still told (see UploadService.joinedPartialSize).
+   */
+  async markJoined(id: string, size: number): Promise<UploadFile> {
+    return this.#update(id, {
+      status: 'DELETED',
+      size,
+      deleted_at: this.#db.fn.now(),
+      expires_at: null,
+    })
+  }
+
   /** Pushes an unfinished upload's expiry forward; a no-op once the upload has left UPLOADING. */
   async extendExpiry(id: string, expiresAt: Date): Promise<void> {
     await this.#db(TABLE)

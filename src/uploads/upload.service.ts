@@ -4,7 +4,12 @@ import { AppError, TooManyError } from '../lib/errors.ts'
 import type { Logger } from '../lib/logger.ts'
 import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
-import { type ConcatenationDeps, completePartials, joinFinal } from './concatenation.ts'
+import {
+  type ConcatenationDeps,
+  completePartials,
+  existingFinal,
+  joinFinal,
+} from './concatenation.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
@@ -91,9 +96,23 @@ export class UploadService {
    */
   async concatenate(request: NewFinalRequest): Promise<UploadFile> {
     const deps = this.#concatenationDeps()
+    const existing = await existingFinal(deps, request.partialIds, request.owner)
+    if (existing) return existing
     const { partials, size } = await completePartials(deps, request.partialIds, request.owner)
     const row = await this.#newUpload({ ...request, size })
     return joinFinal(deps, row, partials, request.metadata ?? {})
+  }
+
+  /**
+   * The size of a partial upload already joined into a final: its bytes are gone, but a client
+   * resuming the parallel upload must learn that this part is complete (and then ask for the same
+   * final again), not start it over. Undefined for any other upload.
+   */
+  async joinedPartialSize(storageKey: string, viewer: Viewer): Promise<number | undefined> {
+    const id = uploadIdFromStorageKey(storageKey)
+    const file = id === undefined ? undefined : await this.#deps.uploads.findById(id)
+    if (!file || !isVisibleTo(file, viewer) || file.concat !== 'partial') return undefined
+    return file.status === 'DELETED' && file.finalId ? (file.size ?? undefined) : undefined
   }
 
   #concatenationDeps(): ConcatenationDeps {

@@ -11,6 +11,8 @@ import { uploadWithTus } from '../helpers/tus-client.ts'
 const SEED = Number(process.env.FLAKY_NETWORK_SEED ?? randomInt(2 ** 32))
 const UPLOADS = 50
 const PARALLEL_UPLOADS = 5
+/** Files sent as 4 partial uploads each (tus concatenation), one after the other. */
+const PARALLEL_FILES = 12
 const CHUNK_SIZE = 64 * 1024
 const MAX_UPLOAD_SIZE = 700 * 1024
 /** A connection is cut after 100 B to 256 KiB, about four chunks: most uploads lose several. */
@@ -47,7 +49,10 @@ describe.each(TEST_STORES)(
       return { index, bytes: pngBytes(size), random }
     }
 
-    async function uploadThroughFlakyProxy({ index, bytes, random }: Planned) {
+    async function uploadThroughFlakyProxy(
+      { index, bytes, random }: Planned,
+      options: { parallelUploads?: number } = {},
+    ) {
       const proxy = await TcpProxy.start({
         targetPort: Number(new URL(server.url).port),
         // One connection in five is left alone; the others are cut somewhere in their life.
@@ -60,6 +65,7 @@ describe.each(TEST_STORES)(
         chunkSize: CHUNK_SIZE,
         retryDelays: RETRY_DELAYS,
         metadata: { filename: `flaky-${index}.png`, filetype: 'image/png' },
+        ...options,
         // Retries hide error answers; the server must never give one, only lose connections.
         onAfterResponse: (request, response) => {
           if (response.getStatus() >= 400)
@@ -90,6 +96,22 @@ describe.each(TEST_STORES)(
       // The faults really happened: most uploads lost at least one connection.
       const cut = done.filter(({ cuts }) => cuts > 0).length
       expect(cut).toBeGreaterThan(UPLOADS / 2)
+    })
+
+    it(`stores ${PARALLEL_FILES} uploads sent with parallelUploads: 4 once each, with their exact sha256`, async () => {
+      const queue = Array.from({ length: PARALLEL_FILES }, (_, index) => plan(UPLOADS + index))
+      const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        done.push(await uploadThroughFlakyProxy(next, { parallelUploads: 4 }))
+      }
+
+      expect(done.flatMap(({ failures }) => failures)).toEqual([])
+      for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
+      const finals = await server.knex('upload_files').where({ concat: 'final' })
+      expect(finals.map((final: { id: string }) => final.id).sort()).toEqual(
+        done.map(({ id }) => id).sort(),
+      )
+      expect(done.filter(({ cuts }) => cuts > 0).length).toBeGreaterThan(PARALLEL_FILES / 2)
     })
   },
 )
