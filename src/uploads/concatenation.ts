@@ -148,7 +148,7 @@ export async function joinFinal(
   deps: ConcatenationDeps,
   row: NewUpload,
   partials: readonly CompletePartial[],
-  metadata: Readonly<Record<string, string | null>>,
+  metadata: Readonly<Record<string, string | null>> | undefined,
 ): Promise<UploadFile> {
   const partialIds = partials.map(({ file }) => file.id)
   const final = await deps.transactions.inTransaction(async (tx) => {

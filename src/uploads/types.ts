@@ -90,12 +90,12 @@ export interface UploadStorage {
   checkReady(): Promise<void>
   /**
    * Creates the complete upload `key` from the bytes of `parts`, joined in order inside the
-   * store; `metadata` is its tus Upload-Metadata. The parts are left as they are.
+   * store; `metadata` is its tus Upload-Metadata, if it was sent one. The parts are left as they are.
    */
   concatenate(
     key: string,
     parts: readonly StoredPart[],
-    metadata: Readonly<Record<string, string | null>>,
+    metadata: Readonly<Record<string, string | null>> | undefined,
   ): Promise<void>
 }
 

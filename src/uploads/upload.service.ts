@@ -100,7 +100,7 @@ export class UploadService {
     if (existing) return existing
     const { partials, size } = await completePartials(deps, request.partialIds, request.owner)
     const row = await this.#newUpload({ ...request, size })
-    return joinFinal(deps, row, partials, request.metadata ?? {})
+    return joinFinal(deps, row, partials, request.metadata)
   }
 
   /**

@@ -39,13 +39,13 @@ export async function sha256Of(stream: Readable): Promise<string> {
 export function finalUpload(
   key: string,
   parts: readonly StoredPart[],
-  metadata: Readonly<Record<string, string | null>>,
+  metadata: Readonly<Record<string, string | null>> | undefined,
 ): Upload {
   return new Upload({
     id: key,
     size: parts.reduce((total, part) => total + part.size, 0),
     offset: 0,
-    metadata: { ...metadata },
+    ...(metadata ? { metadata: { ...metadata } } : {}),
     creation_date: new Date().toISOString(),
   })
 }

@@ -107,7 +107,7 @@ class FileStorage implements UploadStorage {
   async concatenate(
     key: string,
     parts: readonly StoredPart[],
-    metadata: Readonly<Record<string, string | null>>,
+    metadata: Readonly<Record<string, string | null>> | undefined,
   ): Promise<void> {
     await this.#store.create(finalUpload(key, parts, metadata))
     let offset = 0

@@ -230,7 +230,7 @@ class TusboxS3Store extends S3Store {
   async concatenate(
     key: string,
     parts: readonly StoredPart[],
-    metadata: Readonly<Record<string, string | null>>,
+    metadata: Readonly<Record<string, string | null>> | undefined,
   ): Promise<void> {
     const upload = await this.create(finalUpload(key, parts, metadata))
     const plan = copyPlan(parts)
@@ -335,7 +335,7 @@ class S3Storage implements UploadStorage {
   concatenate(
     key: string,
     parts: readonly StoredPart[],
-    metadata: Readonly<Record<string, string | null>>,
+    metadata: Readonly<Record<string, string | null>> | undefined,
   ): Promise<void> {
     return this.#store.concatenate(key, parts, metadata)
   }
