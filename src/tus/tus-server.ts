@@ -328,10 +328,15 @@ function isJsonError(text: string): boolean {
   }
 }
 
-/** The extensions tusbox adds to those @tus/server lists: checksum, and concatenation. */
+/**
+ * The extensions tusbox adds to those @tus/server lists (checksum, concatenation), and GET among
+ * the methods a page may send: the upload URL is also where the file is downloaded from.
+ */
 function advertiseExtensions(headers: Headers): void {
   advertiseChecksum(headers)
   headers.set('Tus-Extension', `${headers.get('tus-extension')},concatenation`)
+  const methods = headers.get('access-control-allow-methods')
+  if (methods) headers.set('Access-Control-Allow-Methods', `${methods}, GET`)
 }
 
 /** tus expiration extension: unfinished uploads say until when they may sit idle. */
