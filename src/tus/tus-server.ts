@@ -91,9 +91,9 @@ export function createTusHandler(deps: TusDeps): TusHandler {
   ): Promise<Response> => {
     const state: RequestState | undefined = principal && { principal, concat }
     if (state) states.set(request, state)
-    const joined = await joinedPartial(request, principal)
-    if (joined) return joined
     const response = await server.handleWeb(request)
+    const joined = response.status === 410 && (await joinedPartial(request, principal))
+    if (joined) return joined
     if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
     if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
     const concatHeader = state?.file && uploadConcatHeader(state.file, (id) => urlOf(request, id))
@@ -105,7 +105,10 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     return withUploadExpires(request, response, state?.file)
   }
 
-  /** HEAD on a partial upload whose bytes were joined into a final: complete, as it was. */
+  /**
+   * HEAD on a partial upload whose bytes were joined into a final: complete, as it was, instead
+   * of the 410 of a deleted upload. Looked up only after that 410, so other HEADs cost nothing.
+   */
   const joinedPartial = async (
     request: Request,
     principal: Principal | undefined,
