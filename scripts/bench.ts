@@ -35,6 +35,7 @@ import {
   MiB,
   send,
   sinkUpload,
+  tusConcatenate,
   tusCreate,
   tusPatch,
   tusUpload,
@@ -83,6 +84,8 @@ interface Plan {
   readonly leakUploads: number
   readonly leakCheckpoint: number
   readonly leakSize: number
+  /** A file sent with tus-js-client's parallelUploads, and the size of a final joined by itself. */
+  readonly parallelSize: number
 }
 
 const FULL: Plan = {
@@ -98,6 +101,7 @@ const FULL: Plan = {
   leakUploads: 500,
   leakCheckpoint: 100,
   leakSize: MiB,
+  parallelSize: 256 * MiB,
 }
 
 /** The same code paths with small sizes, for CI: well under a minute on two cores. */
@@ -114,6 +118,7 @@ const QUICK: Plan = {
   leakUploads: 50,
   leakCheckpoint: 10,
   leakSize: 256 * KiB,
+  parallelSize: 32 * MiB,
 }
 
 /**
@@ -121,6 +126,8 @@ const QUICK: Plan = {
  * hash, transaction; on S3 the multipart completion) and not the transfer of a chunk.
  */
 const FINISH_TAIL = 64 * KiB
+/** Partial uploads per file in the parallel rows: tus-js-client's `parallelUploads: 4`. */
+const FINAL_PARTS = 4
 /** tusbox's S3_PART_SIZE default; E uses the same part size. */
 const S3_PART_SIZE = 8 * MiB
 const ROOT = path.resolve(import.meta.dirname, '..')
@@ -355,11 +362,17 @@ function s3Put(lab: Lab, size: number): Promise<unknown> {
   }).done()
 }
 
-function tusJsClientUpload(endpoint: string, bytes: Buffer, chunkSize: number): Promise<void> {
+function tusJsClientUpload(
+  endpoint: string,
+  bytes: Buffer,
+  chunkSize: number,
+  parallelUploads = 1,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     new tus.Upload(bytes, {
       endpoint,
       chunkSize,
+      parallelUploads,
       retryDelays: [],
       metadata: { filename: 'bench.txt', filetype: 'text/plain' },
       onSuccess: () => resolve(),
@@ -392,6 +405,25 @@ async function finishLatencyMs(endpoint: string, size: number): Promise<number[]
   return [performance.now() - since]
 }
 
+/** The partial uploads of `size` bytes sent first, then the time the final's POST takes (join and finish). */
+async function finalLatencyMs(endpoint: string, size: number): Promise<number[]> {
+  const sizes = Array.from({ length: FINAL_PARTS }, (_, index) =>
+    index < FINAL_PARTS - 1
+      ? Math.floor(size / FINAL_PARTS)
+      : size - (FINAL_PARTS - 1) * Math.floor(size / FINAL_PARTS),
+  )
+  const partials = await Promise.all(
+    sizes.map(async (partSize) => {
+      const url = await tusCreate(endpoint, partSize, 'partial')
+      await tusPatch(url, 0, partSize)
+      return url
+    }),
+  )
+  const since = performance.now()
+  await tusConcatenate(endpoint, partials)
+  return [performance.now() - since]
+}
+
 /** Aggregate MiB/s of all the uploads at once, and the 95th percentile of their durations. */
 async function concurrently(upload: () => Promise<unknown>): Promise<number[]> {
   const since = performance.now()
@@ -415,6 +447,14 @@ async function leakCheck(endpoint: string, pid: number): Promise<number[]> {
   }
   const atEnd = rssMiB(pid)
   return [atCheckpoint, atEnd, atEnd / atCheckpoint]
+}
+
+/** tusbox on each store: bare @tus/server (B) does not offer concatenation. */
+function tusboxContenders(
+  lab: Lab,
+  run: (endpoint: string, pid: number) => Promise<number[]>,
+): Contender[] {
+  return tusContenders(lab, run).filter((contender) => contender.subject !== 'B')
 }
 
 /** The tus servers, as contenders running `run` against their endpoint. */
@@ -443,6 +483,9 @@ interface Figures {
   readonly concurrentThroughput: Figure
   readonly rssConcurrent: Figure
   readonly leakRatio: Figure
+  readonly sequential: Figure
+  readonly parallel: Figure
+  readonly finalFinish: Figure
 }
 
 async function runScenarios(lab: Lab): Promise<Figures> {
@@ -601,6 +644,41 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     { rss: rssConcurrent },
   )
 
+  const parallelLabel = `${sizeLabel(plan.parallelSize)} upload, tus-js-client, ${chunk} chunks`
+  const sequential = define('parallel-1', `${parallelLabel}, parallelUploads 1`, 'MiB/s', 0)
+  const parallel = define(
+    'parallel-4',
+    `${parallelLabel}, parallelUploads ${FINAL_PARTS}`,
+    'MiB/s',
+    0,
+  )
+  const parallelBytes = fileBytes(plan.parallelSize)
+  for (const [figure, parallelUploads] of [
+    [sequential, 1],
+    [parallel, FINAL_PARTS],
+  ] as const) {
+    await measure(
+      lab,
+      [figure],
+      tusboxContenders(lab, (endpoint) =>
+        throughput(plan.parallelSize, () =>
+          tusJsClientUpload(endpoint, parallelBytes, plan.chunkSize, parallelUploads),
+        ),
+      ),
+    )
+  }
+  const finalFinish = define(
+    'final-finish',
+    `Final upload of ${sizeLabel(plan.parallelSize)} from ${FINAL_PARTS} partials: join and finish`,
+    'ms',
+    0,
+  )
+  await measure(
+    lab,
+    [finalFinish],
+    tusboxContenders(lab, (endpoint) => finalLatencyMs(endpoint, plan.parallelSize)),
+  )
+
   const rssRun = define('rss-run', 'Peak RSS, whole run', 'MiB', 0)
   for (const [subject, peak] of runPeaks) results.add(rssRun, subject, peak)
 
@@ -612,7 +690,15 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     concurrentThroughput,
     rssConcurrent,
     leakRatio: leak[2],
+    sequential,
+    parallel,
+    finalFinish,
   }
+}
+
+/** How long writing `size` bytes takes at `mibPerSecond`, in ms. */
+function msToWrite(size: number, mibPerSecond: number | undefined): number | undefined {
+  return mibPerSecond === undefined ? undefined : ((size / MiB) * 1000) / mibPerSecond
 }
 
 function targets(figures: Figures): Target[] {
@@ -665,6 +751,24 @@ function targets(figures: Figures): Target[] {
         goal: 2,
       },
     ]),
+    atLeast(
+      `${sizeLabel(plan.parallelSize)}, tus-js-client parallelUploads ${FINAL_PARTS} / 1, S3 store (D)`,
+      ratio(m(figures.parallel, 'D'), m(figures.sequential, 'D')),
+      1.5,
+    ),
+    {
+      // Joining reads and writes every byte once; the file store's own write speed (A file)
+      // bounds what a join at disk speed would take.
+      label: `Final of ${sizeLabel(plan.parallelSize)}, file store (C): latency / writing it at A's speed`,
+      measured: ratio(
+        m(figures.finalFinish, 'C'),
+        msToWrite(plan.parallelSize, m(figures.single, 'A file')),
+      ),
+      unit: '',
+      digits: 2,
+      direction: 'at most',
+      goal: 1,
+    },
     atLeast('Creations/s: C/B', ratio(m(figures.creations, 'C'), m(figures.creations, 'B')), 0.5),
     atLeast(`${big}, one PATCH: D/E`, ratio(m(figures.single, 'D'), m(figures.single, 'E')), 0.9),
     atLeast(
