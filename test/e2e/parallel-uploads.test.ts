@@ -176,6 +176,75 @@ describe.each(TEST_STORES)('parallel uploads (tus concatenation) on the $name st
     expect(head.headers.get('upload-length')).toBe(String(bytes.length))
   })
 
+  it('takes a partial upload with its bytes in the creation POST (creation-with-upload)', async () => {
+    const bytes = pngBytes(90_000)
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: {
+        ...TUS,
+        'Upload-Concat': 'partial',
+        'Upload-Length': String(bytes.length),
+        'Content-Type': 'application/offset+octet-stream',
+      },
+      body: bytes,
+    })
+    expect(created.status).toBe(201)
+    expect(created.headers.get('upload-offset')).toBe(String(bytes.length))
+    const partialId = idOf(created.headers.get('location') ?? '')
+    expect((await recordsFor(server.knex, partialId)).file.status).toBe('UPLOADING')
+
+    const final = await client.final(
+      [created.headers.get('location') ?? ''],
+      pngMetadata('cwu.png'),
+    )
+
+    expect(final.status).toBe(201)
+    await expectStoredOnce(server.knex, idOf(final.headers.get('location') ?? ''), bytes)
+  })
+
+  it('checks Upload-Checksum on a partial PATCH: 460 on a mismatch, and the offset stays', async () => {
+    const url = await client.partial(pngBytes(1000), 0)
+    const wrong = Buffer.from(sha256(Buffer.from('other bytes')), 'hex').toString('base64')
+    const patch = await patchUpload(url, 0, pngBytes(1000), {
+      'Upload-Checksum': `sha256 ${wrong}`,
+    })
+    expect(patch.status).toBe(460)
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 410 to a final naming a partial that was terminated (DELETE)', async () => {
+    const url = await client.partial(pngBytes(1000))
+    expect((await fetch(url, { method: 'DELETE', headers: TUS })).status).toBe(204)
+    const final = await client.final([url])
+    expect(final.status).toBe(410)
+    expect((await errorOf(final)).code).toBe('partial_upload_gone')
+  })
+
+  it("puts the final, not its partials, into the batch named in the final's metadata", async () => {
+    const batch = (await (
+      await fetch(`${server.url}/api/batches`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ expectedFiles: 1 }),
+      })
+    ).json()) as { id: string }
+    const bytes = pngBytes(400_000)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+      parallelUploads: 3,
+      metadata: { ...pngMetadata('batched.png'), batchId: batch.id },
+    })
+    await expectStoredOnce(server.knex, id, bytes)
+    const view = (await (await fetch(`${server.url}/api/batches/${batch.id}`)).json()) as {
+      allStored: boolean
+      completedAt: string | null
+      files: { id: string }[]
+    }
+    expect(view.files.map((file) => file.id)).toEqual([id])
+    expect(view.allStored).toBe(true)
+    expect(view.completedAt).not.toBeNull()
+  })
+
   it('lists only the final in /api/files, and leaves only its bytes in the store', async () => {
     const bytes = pngBytes(150_000)
     const partials = [
