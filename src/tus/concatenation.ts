@@ -1,7 +1,10 @@
 import { Metadata, TUS_RESUMABLE } from '@tus/utils'
+import { v7 as uuidv7 } from 'uuid'
+import type { Principal } from '../auth/authenticate.ts'
 import { AppError } from '../lib/errors.ts'
 import { isUploadId } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
+import type { UploadService } from '../uploads/upload.service.ts'
 
 /**
  * The tus 1.0.0 concatenation extension at the edge: reading `Upload-Concat`, which @tus/server
@@ -88,8 +91,71 @@ export function withoutUploadConcat(request: Request): Request {
   })
 }
 
+export interface ConcatenationEdgeDeps {
+  readonly uploads: UploadService
+  /** An upload's URL, as Location gives it. */
+  readonly urlOf: (request: Request, id: string) => string
+  readonly uploadCreated: () => void
+  /** The JSON error answer any tus request gets for `error`. */
+  readonly answerError: (request: Request, error: unknown) => Promise<Response>
+}
+
+/** What the tus handler hands to concatenation, past @tus/server. */
+export interface ConcatenationEdge {
+  /** `POST` with `Upload-Concat: final;…`: joined and finished before its 201 is sent. */
+  createFinal(
+    request: Request,
+    principal: Principal | undefined,
+    partialIds: readonly string[],
+  ): Promise<Response>
+  /**
+   * A HEAD that @tus/server answered 410: for a partial whose bytes were joined into a final,
+   * its answer as it was, complete; otherwise undefined. Looked up only after that 410, so other
+   * HEADs cost nothing.
+   */
+  joinedPartial(
+    request: Request,
+    principal: Principal | undefined,
+    storageKey: string | undefined,
+  ): Promise<Response | undefined>
+}
+
+export function createConcatenationEdge(deps: ConcatenationEdgeDeps): ConcatenationEdge {
+  return {
+    async createFinal(request, principal, partialIds) {
+      await request.body?.cancel()
+      // Only OPTIONS reaches tus without a principal; anything else is a wiring mistake.
+      if (!principal) {
+        const refusal = new AppError('unauthenticated', 'unauthenticated', 'Authenticate first.')
+        return deps.answerError(request, refusal)
+      }
+      try {
+        const file = await deps.uploads.concatenate({
+          storageKey: deps.uploads.storageKeyOf(uuidv7()),
+          partialIds,
+          metadata: finalMetadata(request),
+          owner: principal.owner,
+        })
+        deps.uploadCreated()
+        return new Response(null, {
+          status: 201,
+          headers: { Location: deps.urlOf(request, file.id), 'Tus-Resumable': TUS_RESUMABLE },
+        })
+      } catch (error) {
+        return deps.answerError(request, error)
+      }
+    },
+
+    async joinedPartial(request, principal, storageKey) {
+      if (request.method !== 'HEAD' || !principal || !storageKey) return undefined
+      const size = await deps.uploads.joinedPartialSize(storageKey, principal.owner)
+      return size === undefined ? undefined : joinedPartialHead(size)
+    },
+  }
+}
+
 /** Upload-Metadata of a final creation, as @tus/server would read it for any other. */
-export function finalMetadata(request: Request): Record<string, string | null> | undefined {
+function finalMetadata(request: Request): Record<string, string | null> | undefined {
   const header = request.headers.get('upload-metadata')
   if (header === null) return undefined
   try {
@@ -111,7 +177,7 @@ export function uploadConcatHeader(
 }
 
 /** What HEAD answers for a partial upload already joined into its final (its bytes are gone). */
-export function joinedPartialHead(size: number): Response {
+function joinedPartialHead(size: number): Response {
   return new Response(null, {
     status: 200,
     headers: {

@@ -15,8 +15,7 @@ import {
   verifyChecksum,
 } from './checksum.ts'
 import {
-  finalMetadata,
-  joinedPartialHead,
+  createConcatenationEdge,
   parseUploadConcat,
   uploadConcatHeader,
   withoutUploadConcat,
@@ -92,7 +91,13 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     const state: RequestState | undefined = principal && { principal, concat }
     if (state) states.set(request, state)
     const response = await server.handleWeb(request)
-    const joined = response.status === 410 && (await joinedPartial(request, principal))
+    const joined =
+      response.status === 410 &&
+      (await concatenation.joinedPartial(
+        request,
+        principal,
+        storageKeyFromUrl(request.url, undefined, deps.uploads),
+      ))
     if (joined) return joined
     if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
     if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
@@ -105,48 +110,16 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     return withUploadExpires(request, response, state?.file)
   }
 
-  /**
-   * HEAD on a partial upload whose bytes were joined into a final: complete, as it was, instead
-   * of the 410 of a deleted upload. Looked up only after that 410, so other HEADs cost nothing.
-   */
-  const joinedPartial = async (
-    request: Request,
-    principal: Principal | undefined,
-  ): Promise<Response | undefined> => {
-    const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
-    if (request.method !== 'HEAD' || !principal || !key) return undefined
-    const size = await deps.uploads.joinedPartialSize(key, principal.owner)
-    return size === undefined ? undefined : joinedPartialHead(size)
-  }
-
-  /** tus concatenation: a final upload is joined and finished before its 201 is sent. */
-  const createFinal = async (
-    request: Request,
-    principal: Principal | undefined,
-    partialIds: readonly string[],
-  ): Promise<Response> => {
-    await request.body?.cancel()
-    if (!principal) return jsonError(401, 'unauthenticated', 'Authenticate to create uploads.')
-    const state: RequestState = { principal }
-    states.set(request, state)
-    try {
-      const file = await deps.uploads.concatenate({
-        storageKey: deps.uploads.storageKeyOf(uuidv7()),
-        partialIds,
-        metadata: finalMetadata(request),
-        owner: principal.owner,
-      })
-      deps.metrics.uploadCreated()
-      return new Response(null, {
-        status: 201,
-        headers: { Location: urlOf(request, file.id), 'Tus-Resumable': TUS_RESUMABLE },
-      })
-    } catch (error) {
+  const concatenation = createConcatenationEdge({
+    uploads: deps.uploads,
+    urlOf,
+    uploadCreated: () => deps.metrics.uploadCreated(),
+    answerError: async (request, error) => {
       const answer = await hooks.onResponseError(request, error as Error)
       const status = answer?.status_code ?? 500
-      return asJsonError(new Response(answer?.body ?? '', { status }), state.retryAfterSeconds)
-    }
-  }
+      return asJsonError(new Response(answer?.body ?? '', { status }), undefined)
+    },
+  })
 
   return async (received, principal) => {
     const request = withMethodOverride(received)
@@ -158,7 +131,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
         ? parseUploadConcat(request, { publicUrl: deps.publicUrl, tusPath: TUS_PATH })
         : { kind: 'none' as const }
     if (concat.kind === 'refused') return jsonError(400, concat.code, concat.message)
-    if (concat.kind === 'final') return createFinal(request, principal, concat.partialIds)
+    if (concat.kind === 'final')
+      return concatenation.createFinal(request, principal, concat.partialIds)
     const forTus = concat.kind === 'partial' ? withoutUploadConcat(request) : request
     const checked = await verifyChecksum(forTus, checksumOptions)
     if (!checked.ok) {
