@@ -170,7 +170,6 @@ export async function joinFinal(
     throw error
   }
   const finished = await deps.finishUpload(final.id)
-  if (finished.status === 'UPLOADING') return finished
   await removePartials(deps, partials)
   if (finished.status === 'FAILED') throw failureError(finished)
   return finished
