@@ -166,6 +166,10 @@ const settingsSchema = z.object({
   UPLOAD_EXPIRATION: duration.prefault('24h'),
   FILE_UPLOAD_TTL: duration.optional(),
   CHECKSUM_TEMP_DIR: z.string().optional(),
+  CHECKSUM_BUFFER_MAX_BYTES: positiveInteger.default(1024 * MiB),
+  CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: positiveInteger.default(256 * MiB),
+  CHECKSUM_MIN_BYTES_PER_SECOND: positiveInteger.default(1024),
+  CHECKSUM_RATE_WINDOW: duration.prefault('60s'),
   WEBHOOK_URLS: urlList.default([]),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   WEBHOOK_TIMEOUT: duration.prefault('10s'),
@@ -222,6 +226,13 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
     problem(
       'MAX_BYTES_IN_FLIGHT_PER_OWNER',
       `must be at least FILE_UPLOAD_MAX_SIZE (${maxSize}), or no file of the largest size could start`,
+    )
+  }
+  const { CHECKSUM_BUFFER_MAX_BYTES: total, CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: share } = settings
+  if (typeof total === 'number' && typeof share === 'number' && share > total) {
+    problem(
+      'CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER',
+      `must not exceed CHECKSUM_BUFFER_MAX_BYTES (${total})`,
     )
   }
   const { S3_MIN_PART_SIZE: min, S3_PART_SIZE: preferred } = settings
@@ -302,6 +313,10 @@ export interface Config {
     readonly storedTtlMs: number | null
     /** Where PATCH bodies that carry Upload-Checksum wait while their digest is verified. */
     readonly checksumTempDir: string
+    /** What those bodies may hold on disk at once in this process: in all, and per owner. */
+    readonly checksumBuffer: { readonly totalBytes: number; readonly perOwnerBytes: number }
+    /** Those bodies must arrive at least this fast on average over each window. */
+    readonly checksumRateFloor: { readonly minBytesPerSecond: number; readonly windowMs: number }
   }
   readonly outbox: {
     readonly webhookUrls: readonly string[]
@@ -406,6 +421,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       expirationMs: settings.UPLOAD_EXPIRATION,
       storedTtlMs: settings.FILE_UPLOAD_TTL ?? null,
       checksumTempDir: settings.CHECKSUM_TEMP_DIR ?? tmpdir(),
+      checksumBuffer: {
+        totalBytes: settings.CHECKSUM_BUFFER_MAX_BYTES,
+        perOwnerBytes: settings.CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER,
+      },
+      checksumRateFloor: {
+        minBytesPerSecond: settings.CHECKSUM_MIN_BYTES_PER_SECOND,
+        windowMs: settings.CHECKSUM_RATE_WINDOW,
+      },
     },
     outbox: {
       webhookUrls: settings.WEBHOOK_URLS,

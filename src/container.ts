@@ -23,6 +23,7 @@ import {
 import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
+import { BufferBudget } from './tus/buffer-budget.ts'
 import { createDatastore, type Datastore } from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler } from './tus/tus-server.ts'
@@ -191,6 +192,8 @@ export async function buildContainer(
     finishUpload,
     maxSize: config.uploads.maxSize,
     checksumTempDir: config.uploads.checksumTempDir,
+    checksumBudget: new BufferBudget(config.uploads.checksumBuffer),
+    checksumRateFloor: config.uploads.checksumRateFloor,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
     cors,
     logger,

@@ -15,7 +15,7 @@ import {
   type UploadStorage,
   type Viewer,
 } from './types.ts'
-import type { NewUpload, UploadRepository } from './upload.repository.ts'
+import type { LimitReached, NewUpload, UploadRepository } from './upload.repository.ts'
 import { readUploadFields } from './upload-metadata.ts'
 
 export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps {
@@ -68,7 +68,66 @@ export class UploadService {
 
   /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
   async register(request: NewUploadRequest): Promise<UploadFile> {
-    const id = idOf(request.storageKey)
+    const fields = await this.#checkNewUpload(request)
+    return this.#insert({
+      id: idOf(request.storageKey),
+      owner: request.owner,
+      batchId: fields.batchId,
+      filename: fields.filename,
+      declaredType: fields.declaredType,
+      declaredSize: request.size ?? null,
+      storageKey: request.storageKey,
+      metadata: { ...request.metadata },
+      expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
+    })
+  }
+
+  /**
+   * Everything register() would refuse, the owner's limits included, without recording
+   * anything: an edge asks before it buffers a creation's body, so that a client that would be
+   * refused cannot make the server hold its bytes first (security review M1).
+   */
+  async checkCreation(request: Omit<NewUploadRequest, 'storageKey'>): Promise<void> {
+    await this.#checkNewUpload(request)
+    const { owner } = request
+    if (owner === null) return
+    const reached = await this.#deps.uploads.checkLimits(owner, request.size ?? null, {
+      ...this.#deps.ownerLimits,
+      unknownSizeCounts: this.#deps.policy.maxSize,
+    })
+    if (reached) throw this.#limitError(reached)
+  }
+
+  /**
+   * checkCreation(), and how many bytes the new upload can take: a creation's body longer than
+   * that is refused however it is sent, so no edge buffers more.
+   */
+  async creationAllowance(request: Omit<NewUploadRequest, 'storageKey'>): Promise<number> {
+    const { maxSize } = this.#deps.policy
+    if (request.size !== undefined && request.size > maxSize) {
+      throw new AppError(
+        'too_large',
+        'size_exceeded',
+        `The file is ${request.size} bytes; the limit is ${maxSize} bytes.`,
+      )
+    }
+    await this.checkCreation(request)
+    return request.size ?? maxSize
+  }
+
+  /**
+   * Admits an append to an upload the viewer may see, and says how many bytes it can still take.
+   */
+  async appendAllowance(storageKey: string, viewer: Viewer): Promise<number> {
+    const file = await this.admit(storageKey, 'append', viewer)
+    const progress = await this.#deps.storage.progress(file.storageKey)
+    const size = progress?.size ?? file.declaredSize ?? this.#deps.policy.maxSize
+    return Math.max(0, size - (progress?.offset ?? 0))
+  }
+
+  async #checkNewUpload(
+    request: Omit<NewUploadRequest, 'storageKey'>,
+  ): Promise<ReturnType<typeof readUploadFields>> {
     const fields = readUploadFields(request.metadata)
     const { allowedTypes } = this.#deps.policy
     if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
@@ -82,17 +141,7 @@ export class UploadService {
       throw new AppError('invalid', 'empty_file', 'The file is empty.')
     }
     if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
-    return this.#insert({
-      id,
-      owner: request.owner,
-      batchId: fields.batchId,
-      filename: fields.filename,
-      declaredType: fields.declaredType,
-      declaredSize: request.size ?? null,
-      storageKey: request.storageKey,
-      metadata: { ...request.metadata },
-      expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
-    })
+    return fields
   }
 
   /** Anonymous uploads (AUTH_MODE=none) have no owner to count, so no per-owner limit. */
@@ -103,22 +152,24 @@ export class UploadService {
       { ...upload, owner },
       { ...this.#deps.ownerLimits, unknownSizeCounts: this.#deps.policy.maxSize },
     )
+    if (typeof outcome === 'string') throw this.#limitError(outcome)
+    return outcome
+  }
+
+  #limitError(reached: LimitReached): TooManyError {
     const { maxUnfinishedUploads, maxBytesInFlight } = this.#deps.ownerLimits
-    if (outcome === 'too_many_uploads') {
-      throw new TooManyError(
+    if (reached === 'too_many_uploads') {
+      return new TooManyError(
         'too_many_unfinished_uploads',
         `You have ${maxUnfinishedUploads} unfinished uploads, the most allowed; finish or delete some first.`,
         LIMIT_RETRY_AFTER_SECONDS,
       )
     }
-    if (outcome === 'too_many_bytes') {
-      throw new TooManyError(
-        'too_many_bytes_in_flight',
-        `Your unfinished uploads would exceed ${maxBytesInFlight} bytes; finish or delete some first.`,
-        LIMIT_RETRY_AFTER_SECONDS,
-      )
-    }
-    return outcome
+    return new TooManyError(
+      'too_many_bytes_in_flight',
+      `Your unfinished uploads would exceed ${maxBytesInFlight} bytes; finish or delete some first.`,
+      LIMIT_RETRY_AFTER_SECONDS,
+    )
   }
 
   async #checkBatchAccepts(batchId: string, owner: string | null): Promise<void> {

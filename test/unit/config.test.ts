@@ -27,6 +27,8 @@ describe('loadConfig', () => {
         expirationMs: 24 * 3_600_000,
         storedTtlMs: null,
         checksumTempDir: tmpdir(),
+        checksumBuffer: { totalBytes: 1024 * 1024 * 1024, perOwnerBytes: 256 * 1024 * 1024 },
+        checksumRateFloor: { minBytesPerSecond: 1024, windowMs: 60_000 },
       },
       outbox: {
         webhookUrls: [],
@@ -71,6 +73,8 @@ describe('loadConfig', () => {
       expirationMs: 90_000,
       storedTtlMs: 7 * 86_400_000,
       checksumTempDir: '/var/tmp/tusbox',
+      checksumBuffer: expect.any(Object),
+      checksumRateFloor: expect.any(Object),
     })
   })
 
@@ -114,6 +118,25 @@ describe('loadConfig', () => {
       'UPLOAD_EXPIRATION="1 day": "1 day" is not a duration',
     )
     expect((error as ConfigError).message).toContain('not understood: not a type')
+  })
+
+  it('reads the checksum buffer bounds, and refuses an owner share above the total', () => {
+    const config = loadConfig({
+      CHECKSUM_BUFFER_MAX_BYTES: '2000',
+      CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: '500',
+      CHECKSUM_MIN_BYTES_PER_SECOND: '10',
+      CHECKSUM_RATE_WINDOW: '2m',
+    })
+    expect(config.uploads.checksumBuffer).toEqual({ totalBytes: 2000, perOwnerBytes: 500 })
+    expect(config.uploads.checksumRateFloor).toEqual({ minBytesPerSecond: 10, windowMs: 120_000 })
+    expect(() =>
+      loadConfig({
+        CHECKSUM_BUFFER_MAX_BYTES: '2000',
+        CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: '2001',
+      }),
+    ).toThrow(
+      /CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER="2001": must not exceed CHECKSUM_BUFFER_MAX_BYTES \(2000\)/,
+    )
   })
 
   it('reads the S3 settings, with AWS_LOCATION as a prefix ending in one slash', () => {
