@@ -183,6 +183,7 @@ const settingsSchema = z.object({
   AUTH_JWKS_URL: url.optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
+  AUTH_MAX_TOKEN_AGE: duration.optional(),
   AUTH_ADMIN_CLAIM: adminClaim.prefault('tusbox_admin'),
   AUTH_ALLOW_ANONYMOUS: boolean.prefault('false'),
   CORS_ALLOWED_ORIGINS: originList.prefault(''),
@@ -252,12 +253,47 @@ function checkAuth(
       'AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256)',
     )
   }
+  if (mode === 'jwt' && jwksUrl && !settings.AUTH_AUDIENCE) {
+    problem(
+      'AUTH_AUDIENCE',
+      'is required with AUTH_JWKS_URL: an identity provider signs tokens for every application it serves, and only the audience tells those meant for tusbox apart',
+    )
+  }
+  if (typeof jwksUrl === 'string' && URL.canParse(jwksUrl) && !isSafeKeyUrl(new URL(jwksUrl))) {
+    problem(
+      'AUTH_JWKS_URL',
+      'must be an https:// URL (http:// only on localhost, 127.0.0.1 or [::1]): keys fetched in clear text can be swapped on the way',
+    )
+  }
   if (mode === 'none' && (secret || jwksUrl)) {
     problem(
       secret ? 'AUTH_JWT_SECRET' : 'AUTH_JWKS_URL',
       'is set but AUTH_MODE=none ignores it: set AUTH_MODE=jwt',
     )
   }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+function isSafeKeyUrl(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))
+}
+
+/**
+ * Settings whose value must never be printed: a config error names them and the rule only
+ * (security review). DATABASE_URL usually carries a password.
+ */
+const SECRET_SETTINGS = new Set([
+  'AUTH_JWT_SECRET',
+  'WEBHOOK_SECRET',
+  'AWS_SECRET_ACCESS_KEY',
+  'DATABASE_URL',
+])
+
+/** `NAME="value"` for a plain setting, `NAME=(hidden)` for a secret one. */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(unset)'
+  return SECRET_SETTINGS.has(name) ? '(hidden)' : JSON.stringify(value)
 }
 
 /**
@@ -284,6 +320,8 @@ export type AuthConfig =
         | { readonly kind: 'jwks'; readonly url: string }
       readonly issuer: string | undefined
       readonly audience: string | undefined
+      /** Tokens issued (iat) longer ago than this are refused, whatever their exp. */
+      readonly maxTokenAgeSeconds: number | undefined
       readonly adminClaim: { readonly name: string; readonly value: string | undefined }
     }
 
@@ -389,8 +427,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment')
-        const value = env[name]
-        return `${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}: ${issue.message}`
+        return `${name}=${shownValue(name, env[name])}: ${issue.message}`
       }),
     )
   }
@@ -485,6 +522,8 @@ function authConfig(settings: z.infer<typeof schema>): AuthConfig {
     key: secret ? { kind: 'secret', secret } : { kind: 'jwks', url: jwksUrl as string },
     issuer: settings.AUTH_ISSUER,
     audience: settings.AUTH_AUDIENCE,
+    maxTokenAgeSeconds:
+      settings.AUTH_MAX_TOKEN_AGE === undefined ? undefined : settings.AUTH_MAX_TOKEN_AGE / 1000,
     adminClaim: settings.AUTH_ADMIN_CLAIM,
   }
 }

@@ -1,0 +1,110 @@
+import { SignJWT } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/lib/logger.ts'
+import { openBody } from '../helpers/open-body.ts'
+import { startTestServer, type TestServer } from '../helpers/test-server.ts'
+import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
+import { createUpload } from '../helpers/tus-requests.ts'
+import { waitUntil } from '../helpers/wait.ts'
+
+// Findings of the external security review (issue 13) on tokens and the JSON API.
+
+const SECRET = 'review-findings-secret-0123456789abcdef'
+type Entry = Record<string, unknown>
+
+describe('tokens and the JSON API after the security review', () => {
+  let server: TestServer
+  const entries: Entry[] = []
+
+  beforeAll(async () => {
+    const logger = createLogger('info', {
+      format: 'json',
+      write: (line) => entries.push(JSON.parse(line) as Entry),
+    })
+    server = await startTestServer(
+      { ...jwtSettings(SECRET), AUTH_MAX_TOKEN_AGE: '1h' },
+      undefined,
+      {
+        logger,
+      },
+    )
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  const now = () => Math.floor(Date.now() / 1000)
+
+  function signed(claims: Record<string, unknown>): Promise<string> {
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET))
+  }
+
+  async function filesWith(token: string): Promise<Response> {
+    return fetch(`${server.url}/api/files`, { headers: { Authorization: `Bearer ${token}` } })
+  }
+
+  it('accepts a token with exp, a present iat and a usable sub', async () => {
+    expect(
+      (await filesWith(await signed({ sub: 'alice', iat: now(), exp: now() + 300 }))).status,
+    ).toBe(200)
+  })
+
+  it('answers 401 to a token without exp (L3)', async () => {
+    expect((await filesWith(await signed({ sub: 'alice', iat: now() }))).status).toBe(401)
+  })
+
+  it('answers 401 to a token issued in the future beyond the clock tolerance (L3)', async () => {
+    const response = await filesWith(
+      await signed({ sub: 'alice', iat: now() + 600, exp: now() + 900 }),
+    )
+    expect(response.status).toBe(401)
+  })
+
+  it('answers 401 to a token older than AUTH_MAX_TOKEN_AGE, whatever its exp (L3)', async () => {
+    const response = await filesWith(
+      await signed({ sub: 'alice', iat: now() - 2 * 3600, exp: now() + 3600 }),
+    )
+    expect(response.status).toBe(401)
+  })
+
+  it('answers 401, not 500, to a token whose sub holds a NUL, on /api and on /files (I3)', async () => {
+    const token = await signHs256(SECRET, { sub: 'mallory\u0000' })
+    expect((await filesWith(token)).status).toBe(401)
+    const created = await createUpload(
+      server.tusEndpoint,
+      10,
+      { filename: 'a.png' },
+      {
+        Authorization: `Bearer ${token}`,
+      },
+    )
+    expect(created.status).toBe(401)
+  })
+
+  it('answers 401, not 500, to OPTIONS on /api/admin without a token (L1)', async () => {
+    const response = await fetch(`${server.url}/api/admin/outbox`, { method: 'OPTIONS' })
+    expect(response.status).toBe(401)
+    expect(entries.filter((entry) => entry.level === 'error')).toEqual([])
+  })
+
+  it('logs a client that hangs up mid-body on /api as an abort (info), not as the database (L2)', async () => {
+    const token = await signHs256(SECRET, { sub: 'alice' })
+    const from = entries.length
+    const batch = openBody(`${server.url}/api/batches`, 'POST', {
+      Authorization: `Bearer ${token}`,
+      'Content-Type': 'application/json',
+      'Content-Length': '1000',
+    })
+    batch.reply.catch(() => undefined)
+    batch.request.write('{"expectedFiles": ', () => batch.request.destroy())
+    await waitUntil('the server logs the abort', async () =>
+      entries.slice(from).some((entry) => entry.message === 'request aborted by the client'),
+    )
+    const logged = entries.slice(from)
+    expect(logged.filter((entry) => entry.level === 'warn' || entry.level === 'error')).toEqual([])
+    expect(JSON.stringify(logged)).not.toContain('database_unavailable')
+  })
+})
