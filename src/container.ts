@@ -6,6 +6,7 @@ import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
+import { anonymousHostNames } from './http/host-check.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
 import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
@@ -208,6 +209,7 @@ export async function buildContainer(
     tus,
     authenticate,
     demoPage: config.http.demoPage,
+    hostNames: config.auth.mode === 'none' ? anonymousHostNames(config.http) : undefined,
     cors,
     uploads,
     batches: new BatchService({

@@ -108,3 +108,77 @@ describe('tokens and the JSON API after the security review', () => {
     expect(JSON.stringify(logged)).not.toContain('database_unavailable')
   })
 })
+
+describe('anonymous mode answers only to its own names (L7), HTML pages carry their policy (L6)', () => {
+  let server: TestServer
+  let port: string
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      HOST: 'devbox.lan',
+      PUBLIC_URL: 'https://uploads.example.test',
+      DEMO_PAGE: 'true',
+    })
+    port = new URL(server.url).port
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  async function getWithHost(path: string, host: string): Promise<number> {
+    const get = openBody(`${server.url}${path}`, 'GET', { Host: host })
+    get.request.end()
+    return (await get.reply).status
+  }
+
+  it('answers 421 to a rebound name, on the API, tus, the demo page and /metrics', async () => {
+    for (const path of ['/api/files', '/files', '/', '/metrics', '/api/admin/outbox']) {
+      expect(await getWithHost(path, `attacker.example:${port}`)).toBe(421)
+    }
+  })
+
+  it('answers localhost, 127.0.0.1, [::1], HOST and the PUBLIC_URL host', async () => {
+    for (const host of ['localhost', '127.0.0.1', '[::1]', 'devbox.lan', 'uploads.example.test']) {
+      expect(await getWithHost('/api/files', `${host}:${port}`)).toBe(200)
+    }
+  })
+
+  it('answers health probes under any name', async () => {
+    expect(await getWithHost('/healthz', `10.1.2.3:${port}`)).toBe(200)
+  })
+
+  it('sends a CSP without unsafe-inline, frame-ancestors none and no-referrer on / and /api/docs', async () => {
+    for (const path of ['/', '/api/docs']) {
+      const response = await fetch(`${server.url}${path}`)
+      expect(response.status).toBe(200)
+      const csp = response.headers.get('content-security-policy') ?? ''
+      expect(csp).toContain("frame-ancestors 'none'")
+      expect(csp).toContain("default-src 'none'")
+      expect(csp).not.toContain('unsafe-inline')
+      expect(response.headers.get('referrer-policy')).toBe('no-referrer')
+      expect(response.headers.get('x-frame-options')).toBe('DENY')
+    }
+  })
+})
+
+describe('a token server answers any Host (the token is the check)', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startTestServer(jwtSettings(SECRET))
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it('answers 200 to a valid token under another name', async () => {
+    const get = openBody(`${server.url}/api/files`, 'GET', {
+      Host: 'uploads.example.com',
+      Authorization: `Bearer ${await signHs256(SECRET, { sub: 'alice' })}`,
+    })
+    get.request.end()
+    expect((await get.reply).status).toBe(200)
+  })
+})
