@@ -4,7 +4,7 @@ import { createLogger } from '../../src/lib/logger.ts'
 import { openBody } from '../helpers/open-body.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
-import { createUpload } from '../helpers/tus-requests.ts'
+import { createUpload, patchUpload } from '../helpers/tus-requests.ts'
 import { waitUntil } from '../helpers/wait.ts'
 
 // Findings of the external security review (issue 13) on tokens and the JSON API.
@@ -142,6 +142,24 @@ describe('anonymous mode answers only to its own names (L7), HTML pages carry th
     for (const host of ['localhost', '127.0.0.1', '[::1]', 'devbox.lan', 'uploads.example.test']) {
       expect(await getWithHost('/api/files', `${host}:${port}`)).toBe(200)
     }
+  })
+
+  it('records HTML declared as JSON as text/html, and refuses it as a type not allowed (I1)', async () => {
+    const html = Buffer.from('<!doctype html><script>fetch("/api/files")</script>')
+    const created = await createUpload(server.tusEndpoint, html.length, {
+      filename: 'data.json',
+      filetype: 'application/json',
+    })
+    expect(created.status).toBe(201)
+    // Location names PUBLIC_URL, which does not resolve here: the same path on the real address.
+    const url = `${server.url}${new URL(created.headers.get('location') ?? '').pathname}`
+    const response = await patchUpload(url, 0, html)
+    expect(response.status).toBe(415)
+    const row = await server
+      .knex('upload_files')
+      .where({ id: url.slice(url.lastIndexOf('/') + 1) })
+      .first()
+    expect(row).toMatchObject({ status: 'FAILED', detected_type: 'text/html' })
   })
 
   it('answers health probes under any name', async () => {
