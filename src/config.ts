@@ -189,6 +189,7 @@ const settingsSchema = z.object({
   CORS_ALLOWED_ORIGINS: originList.prefault(''),
   MAX_UNFINISHED_UPLOADS_PER_OWNER: positiveInteger.default(100),
   MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
+  MAX_OPEN_BATCHES_PER_OWNER: positiveInteger.default(100),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be "json" or "pretty"' }).optional(),
   WORKER_METRICS_PORT: port.min(1, 'must be between 1 and 65535').optional(),
@@ -376,6 +377,8 @@ export interface Config {
   readonly ownerLimits: {
     readonly maxUnfinishedUploads: number
     readonly maxBytesInFlight: number
+    /** Batches neither declared complete nor completed. */
+    readonly maxOpenBatches: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
   /** LOG_FORMAT; undefined: pretty when stderr is a terminal, JSON otherwise. */
@@ -484,6 +487,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ownerLimits: {
       maxUnfinishedUploads: settings.MAX_UNFINISHED_UPLOADS_PER_OWNER,
       maxBytesInFlight: settings.MAX_BYTES_IN_FLIGHT_PER_OWNER,
+      maxOpenBatches: settings.MAX_OPEN_BATCHES_PER_OWNER,
     },
     logLevel: settings.LOG_LEVEL,
     logFormat: settings.LOG_FORMAT,

@@ -219,6 +219,7 @@ export async function buildContainer(
       jobs,
       transactions,
       publicUrl,
+      maxOpenBatchesPerOwner: config.ownerLimits.maxOpenBatches,
     }),
     operations,
     readiness,

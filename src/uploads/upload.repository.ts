@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { lockOwner } from '../db/advisory-lock.ts'
 import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { UploadFile, UploadStatus } from './types.ts'
@@ -111,7 +112,7 @@ export class UploadRepository {
   ): Promise<UploadFile | LimitReached> {
     return transactionRunner(this.#db).inTransaction(async (tx) => {
       const trx = asKnexTransaction(tx)
-      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`tusbox:owner:${upload.owner}`])
+      await lockOwner(trx, upload.owner)
       const reached = await this.checkLimits(upload.owner, upload.declaredSize, limits, tx)
       return reached ?? this.insert(upload, tx)
     })

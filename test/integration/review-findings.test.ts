@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { advisoryKey } from '../../src/db/advisory-lock.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { openBody } from '../helpers/open-body.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
@@ -22,7 +23,7 @@ describe('tokens and the JSON API after the security review', () => {
       write: (line) => entries.push(JSON.parse(line) as Entry),
     })
     server = await startTestServer(
-      { ...jwtSettings(SECRET), AUTH_MAX_TOKEN_AGE: '1h' },
+      { ...jwtSettings(SECRET), AUTH_MAX_TOKEN_AGE: '1h', MAX_OPEN_BATCHES_PER_OWNER: '2' },
       undefined,
       {
         logger,
@@ -88,6 +89,55 @@ describe('tokens and the JSON API after the security review', () => {
     const response = await fetch(`${server.url}/api/admin/outbox`, { method: 'OPTIONS' })
     expect(response.status).toBe(401)
     expect(entries.filter((entry) => entry.level === 'error')).toEqual([])
+  })
+
+  it('answers 429 to a third open batch of one owner, and takes one again once a batch is declared complete (L5)', async () => {
+    const headers = {
+      Authorization: `Bearer ${await signHs256(SECRET, { sub: 'batcher' })}`,
+      'Content-Type': 'application/json',
+    }
+    const create = () => fetch(`${server.url}/api/batches`, { method: 'POST', headers, body: '{}' })
+    const first = await create()
+    expect(first.status).toBe(201)
+    expect((await create()).status).toBe(201)
+    const refused = await create()
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('retry-after')).toBe('60')
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      'too_many_open_batches',
+    )
+    const { id } = (await first.json()) as { id: string }
+    const complete = await fetch(`${server.url}/api/batches/${id}/complete`, {
+      method: 'POST',
+      headers,
+    })
+    expect(complete.status).toBe(200)
+    expect((await create()).status).toBe(201)
+  })
+
+  it('counts an owner under a 64-bit advisory key: a creation waits while that key is held', async () => {
+    const trx = await server.knex.transaction()
+    try {
+      await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [advisoryKey('tusbox:owner:locked')])
+      const creation = createUpload(
+        server.tusEndpoint,
+        10,
+        { filename: 'a.png' },
+        {
+          Authorization: `Bearer ${await signHs256(SECRET, { sub: 'locked' })}`,
+        },
+      )
+      await waitUntil('the creation waits on the owner lock', async () => {
+        const { rows } = await server.knex.raw(
+          "SELECT count(*)::int AS waiting FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        return rows[0].waiting > 0
+      })
+      await trx.commit()
+      expect((await creation).status).toBe(201)
+    } finally {
+      if (!trx.isCompleted()) await trx.rollback()
+    }
   })
 
   it('logs a client that hangs up mid-body on /api as an abort (info), not as the database (L2)', async () => {

@@ -44,7 +44,11 @@ describe('loadConfig', () => {
       },
       auth: { mode: 'none', allowAnonymous: false },
       corsAllowedOrigins: [],
-      ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
+      ownerLimits: {
+        maxUnfinishedUploads: 100,
+        maxBytesInFlight: 5 * 1024 ** 3,
+        maxOpenBatches: 100,
+      },
       logLevel: 'info',
       logFormat: undefined,
       metrics: { workerPort: undefined },
