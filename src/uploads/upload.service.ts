@@ -252,9 +252,9 @@ export class UploadService {
     return { ...file, expiresAt }
   }
 
-  /** Called after tus removed the bytes of a terminated upload. */
+  /** Called after tus removed the bytes of a terminated upload; an upload already gone stays so. */
   async markTerminated(storageKey: string): Promise<void> {
-    await this.#markDeleted(await this.#existing(idOf(storageKey), null))
+    await this.#markDeleted(idOf(storageKey))
   }
 
   async get(id: string, viewer: Viewer): Promise<UploadFile> {
@@ -268,26 +268,36 @@ export class UploadService {
     return this.#deps.uploads.list({ ...query, owner: viewer ?? undefined })
   }
 
-  /** Removes the bytes, then marks the row DELETED; deleting twice answers 410 the second time. */
+  /**
+   * Marks the row DELETED, then removes the bytes; deleting twice answers 410 the second time.
+   * The decision is taken under the row lock (a finish storing the file at the same moment goes
+   * first or finds it DELETED), and the bytes go only once the row says so: a file.stored is
+   * always followed by its file.deleted, and a file never announced is never announced.
+   */
   async delete(id: string, viewer: Viewer): Promise<UploadFile> {
-    const file = await this.#existing(id, viewer)
-    if (file.status === 'DELETED' || file.status === 'EXPIRED') {
+    await this.#existing(id, viewer)
+    const outcome = await this.#markDeleted(id)
+    if (outcome === 'already_gone') {
+      const file = await this.#existing(id, viewer)
       throw new AppError(
         'gone',
         'file_gone',
         `File ${id} was already ${file.status.toLowerCase()}.`,
       )
     }
-    await this.#deps.storage.remove(file.storageKey)
-    return this.#markDeleted(file)
+    await this.#deps.storage.remove(outcome.storageKey)
+    return outcome
   }
 
   /**
    * A file announced as stored is announced as deleted; and the batch it leaves may now have
-   * every remaining file stored.
+   * every remaining file stored. Decided on the locked row, not on an earlier read of it.
    */
-  #markDeleted(file: UploadFile): Promise<UploadFile> {
+  #markDeleted(id: string): Promise<UploadFile | 'already_gone'> {
     return this.#deps.transactions.inTransaction(async (tx) => {
+      const file = await this.#deps.uploads.lockById(id, tx)
+      if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
+      if (file.status === 'DELETED' || file.status === 'EXPIRED') return 'already_gone'
       const deleted = await this.#deps.uploads.markDeleted(file.id, tx)
       if (file.status === 'STORED') await recordFileDeleted(this.#deps, file, 'deleted', tx)
       if (file.batchId) await completeBatchIfReady(this.#deps, file.batchId, tx)

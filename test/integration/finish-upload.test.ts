@@ -96,32 +96,90 @@ describe.each(TEST_STORES)('the finish step on the $name store', (store) => {
     }
   }
 
-  /**
-   * Runs a finisher of another instance while the test holds the upload's row lock, lets
-   * `underLock` change the row as a concurrent request would, then lets the finisher on.
-   */
-  async function finishWhileRowLocked(
+  /** Waits until `count` sessions wait for a lock (the test holds the row's). */
+  async function lockWaiters(count: number): Promise<void> {
+    await waitUntil(`${count} session(s) wait for the row lock`, async () => {
+      const { rows } = await server.knex.raw(
+        "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+      )
+      return rows[0].waiting >= count
+    })
+  }
+
+  /** Holds the upload's row lock while `work` runs; `work` lets it go by committing `trx`. */
+  async function holdingRowLock<T>(
     id: string,
-    underLock: (trx: Knex.Transaction) => Promise<void>,
-  ): Promise<UploadFile> {
+    work: (trx: Knex.Transaction) => Promise<T>,
+  ): Promise<T> {
     const trx = await server.knex.transaction()
     try {
       await trx('upload_files').where({ id }).forUpdate().first()
-      const finishing = finisherOfAnotherInstance()(id)
-      finishing.catch(() => undefined)
-      await waitUntil('the finisher waits for the row lock', async () => {
-        const { rows } = await server.knex.raw(
-          "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        return rows[0].waiting > 0
-      })
-      await underLock(trx)
-      await trx.commit()
-      return await finishing
+      return await work(trx)
     } finally {
       if (!trx.isCompleted()) await trx.rollback()
     }
   }
+
+  /**
+   * Runs a finisher of another instance while the test holds the upload's row lock, lets
+   * `underLock` change the row as a concurrent request would, then lets the finisher on.
+   */
+  function finishWhileRowLocked(
+    id: string,
+    underLock: (trx: Knex.Transaction) => Promise<void>,
+  ): Promise<UploadFile> {
+    return holdingRowLock(id, async (trx) => {
+      const finishing = finisherOfAnotherInstance()(id)
+      finishing.catch(() => undefined)
+      await lockWaiters(1)
+      await underLock(trx)
+      await trx.commit()
+      return finishing
+    })
+  }
+
+  const deleteFile = (id: string) => fetch(`${server.url}/api/files/${id}`, { method: 'DELETE' })
+
+  async function eventTypes(id: string): Promise<string[]> {
+    const rows = await server.knex('outbox_events').where({ aggregate_id: id }).orderBy('id')
+    return rows.map((row: { event_type: string }) => row.event_type)
+  }
+
+  it('announces file.stored then file.deleted when a DELETE queues behind a finish', async () => {
+    const { id } = await uploadWithoutFinishing(pngBytes(20_000))
+
+    const [finished, deleted] = await holdingRowLock(id, async (trx) => {
+      const finishing = finisherOfAnotherInstance()(id)
+      await lockWaiters(1)
+      const deleting = deleteFile(id)
+      await lockWaiters(2)
+      await trx.commit()
+      return Promise.all([finishing, deleting])
+    })
+
+    expect(finished.status).toBe('STORED')
+    expect(deleted.status).toBe(200)
+    expect(await eventTypes(id)).toEqual(['file.stored', 'file.deleted'])
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+  })
+
+  it('announces nothing when a finish queues behind a DELETE', async () => {
+    const { id } = await uploadWithoutFinishing(pngBytes(20_000))
+
+    const [deleted, finished] = await holdingRowLock(id, async (trx) => {
+      const deleting = deleteFile(id)
+      await lockWaiters(1)
+      const finishing = finisherOfAnotherInstance()(id)
+      await lockWaiters(2)
+      await trx.commit()
+      return Promise.all([deleting, finishing])
+    })
+
+    expect(deleted.status).toBe(200)
+    expect(finished.status).toBe('DELETED')
+    expect(await eventTypes(id)).toEqual([])
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+  })
 
   it('leaves a row deleted while it waited for the lock DELETED, with no event', async () => {
     const { id } = await uploadWithoutFinishing(pngBytes(20_000))
