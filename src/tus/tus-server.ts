@@ -11,7 +11,7 @@ import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import { admitBufferedBody, type BufferedBodyTarget, tusCreationTarget } from './body-admission.ts'
-import type { BufferBudget } from './buffer-budget.ts'
+import type { BufferBudget, BufferReservation } from './buffer-budget.ts'
 import {
   advertiseChecksum,
   CHECKSUM_MISMATCH_STATUS,
@@ -100,13 +100,15 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     if (request instanceof Response) return request
     const refusal = refuseEarly(request)
     if (refusal) return refusal
-    if (!carriesChecksummedBody(request) || !principal) return handle(request, principal)
+    if (!carriesChecksummedBody(request)) return handle(request, principal)
+    // Only OPTIONS comes without a principal, and it carries no body.
+    if (!principal) throw new Error('a checksummed tus request arrived without its principal')
     return handleChecksummed(request, principal)
   }
 
   /** Admitted before its body is buffered, verified before the store sees a byte. */
   async function handleChecksummed(request: Request, principal: Principal): Promise<Response> {
-    let reservation: Awaited<ReturnType<typeof admitBufferedBody>>
+    let reservation: BufferReservation
     try {
       const length = request.headers.get('content-length')
       reservation = await admitBufferedBody(

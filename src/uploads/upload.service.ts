@@ -84,23 +84,9 @@ export class UploadService {
 
   /**
    * Everything register() would refuse, the owner's limits included, without recording
-   * anything: an edge asks before it buffers a creation's body, so that a client that would be
-   * refused cannot make the server hold its bytes first (security review M1).
-   */
-  async checkCreation(request: Omit<NewUploadRequest, 'storageKey'>): Promise<void> {
-    await this.#checkNewUpload(request)
-    const { owner } = request
-    if (owner === null) return
-    const reached = await this.#deps.uploads.checkLimits(owner, request.size ?? null, {
-      ...this.#deps.ownerLimits,
-      unknownSizeCounts: this.#deps.policy.maxSize,
-    })
-    if (reached) throw this.#limitError(reached)
-  }
-
-  /**
-   * checkCreation(), and how many bytes the new upload can take: a creation's body longer than
-   * that is refused however it is sent, so no edge buffers more.
+   * anything, and how many bytes the new upload can take: an edge asks before it buffers a
+   * creation's body, so that a client that would be refused cannot make the server hold its
+   * bytes first, nor more of them than the upload could take (security review M1).
    */
   async creationAllowance(request: Omit<NewUploadRequest, 'storageKey'>): Promise<number> {
     const { maxSize } = this.#deps.policy
@@ -111,7 +97,14 @@ export class UploadService {
         `The file is ${request.size} bytes; the limit is ${maxSize} bytes.`,
       )
     }
-    await this.checkCreation(request)
+    await this.#checkNewUpload(request)
+    const { owner } = request
+    if (owner === null) return request.size ?? maxSize
+    const reached = await this.#deps.uploads.checkLimits(owner, request.size ?? null, {
+      ...this.#deps.ownerLimits,
+      unknownSizeCounts: maxSize,
+    })
+    if (reached) throw this.#limitError(reached)
     return request.size ?? maxSize
   }
 
