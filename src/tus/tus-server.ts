@@ -110,11 +110,12 @@ export function createTusHandler(deps: TusDeps): TusHandler {
   async function handleChecksummed(request: Request, principal: Principal): Promise<Response> {
     let reservation: BufferReservation
     try {
+      // Node's parser refuses a malformed Content-Length; a chunked body has none.
       const length = request.headers.get('content-length')
       reservation = await admitBufferedBody(
         { uploads: deps.uploads, budget: deps.checksumBudget },
         bufferedBodyTarget(request, deps.uploads),
-        length === null ? undefined : Number(length),
+        length !== null && /^\d+$/.test(length) ? Number(length) : undefined,
         principal,
       )
     } catch (error) {
