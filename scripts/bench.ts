@@ -67,15 +67,17 @@ import {
 import {
   type ChildServer,
   createBucket,
+  deleteBucket,
   emptyDirectory,
+  externalS3,
   peakRssMiB,
   resetPeakRss,
   rssMiB,
-  S3_CREDENTIALS,
-  S3_REGION,
+  type S3Endpoint,
   s3Client,
   startBenchServer,
   startTusbox,
+  testS3,
 } from './bench/servers.ts'
 
 /** Uploads sent at once. */
@@ -147,8 +149,10 @@ const FINISH_TAIL = 64 * KiB
 /** tusbox's S3_PART_SIZE default; E uses the same part size. */
 const S3_PART_SIZE = 8 * MiB
 const ROOT = path.resolve(import.meta.dirname, '..')
-const TUSBOX_BUCKET = 'bench-tusbox'
-const RAW_BUCKET = 'bench-raw'
+// A suffix of their own: an external S3 server may hold other runs' buckets.
+const BUCKET_SUFFIX = randomUUID().slice(0, 8)
+const TUSBOX_BUCKET = `bench-tusbox-${BUCKET_SUFFIX}`
+const RAW_BUCKET = `bench-raw-${BUCKET_SUFFIX}`
 
 const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
 const plan = flags.quick ? QUICK : FULL
@@ -209,6 +213,15 @@ interface Lab {
   readonly tusboxFileDir: string
   readonly tusboxS3: ChildServer
   readonly s3: S3Client
+  readonly s3Endpoint: S3Endpoint
+}
+
+/** The S3_TEST_* server when set, else the fauxqs test server in a child process. */
+async function startS3(workdir: string): Promise<S3Endpoint> {
+  const external = externalS3()
+  if (external) return external
+  const server = await started(startBenchServer('s3-server.ts', [], workdir))
+  return testS3(server.url)
 }
 
 /** Starts PostgreSQL, the S3 server and the servers under test, all on 127.0.0.1. */
@@ -219,7 +232,7 @@ async function startLab(workdir: string): Promise<Lab> {
   const tempDir = path.join(workdir, 'tmp')
   await Promise.all([sinkDir, bareDir, tusboxFileDir, tempDir].map((dir) => mkdir(dir)))
 
-  const [postgres, s3Server, sink, bare] = await Promise.all([
+  const [postgres, s3Endpoint, sink, bare] = await Promise.all([
     started(
       startEmbeddedPostgres({
         dir: path.join(workdir, 'postgres'),
@@ -228,7 +241,7 @@ async function startLab(workdir: string): Promise<Lab> {
         logger: createLogger('warn'),
       }),
     ),
-    started(startBenchServer('s3-server.ts', [], workdir)),
+    startS3(workdir),
     started(startBenchServer('sink-server.ts', [sinkDir], workdir)),
     started(startBenchServer('tus-reference-server.ts', [bareDir], workdir)),
   ])
@@ -244,9 +257,15 @@ async function startLab(workdir: string): Promise<Lab> {
   } finally {
     await admin.end()
   }
-  const s3 = s3Client(s3Server.url)
+  const s3 = s3Client(s3Endpoint)
   stops.push(async () => s3.destroy())
   await Promise.all([createBucket(s3, TUSBOX_BUCKET), createBucket(s3, RAW_BUCKET)])
+  stops.push(async () => {
+    for (const bucket of [TUSBOX_BUCKET, RAW_BUCKET]) {
+      await emptyBucket(s3, bucket)
+      await deleteBucket(s3, bucket)
+    }
+  })
 
   const common = {
     AUTH_ALLOW_ANONYMOUS: 'true',
@@ -276,10 +295,10 @@ async function startLab(workdir: string): Promise<Lab> {
           DATABASE_URL: databaseUrl('bench_s3'),
           STORAGE_BACKEND: 's3',
           AWS_STORAGE_BUCKET_NAME: TUSBOX_BUCKET,
-          AWS_S3_ENDPOINT_URL: s3Server.url,
-          AWS_S3_REGION_NAME: S3_REGION,
-          AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
+          AWS_S3_ENDPOINT_URL: s3Endpoint.url,
+          AWS_S3_REGION_NAME: s3Endpoint.region,
+          AWS_ACCESS_KEY_ID: s3Endpoint.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3Endpoint.secretAccessKey,
           AWS_S3_FORCE_PATH_STYLE: 'true',
           S3_PART_SIZE: String(S3_PART_SIZE),
         },
@@ -287,7 +306,7 @@ async function startLab(workdir: string): Promise<Lab> {
       ),
     ),
   ])
-  return { sink, sinkDir, bare, bareDir, tusboxFile, tusboxFileDir, tusboxS3, s3 }
+  return { sink, sinkDir, bare, bareDir, tusboxFile, tusboxFileDir, tusboxS3, s3, s3Endpoint }
 }
 
 /** Removes what a run uploaded (never timed): disks and the in-memory S3 server stay small. */
@@ -845,6 +864,8 @@ interface Conditions {
   readonly loadAverage: { readonly start: number[]; readonly end: number[] }
   /** CPU other processes used during the whole run, in percent of the machine. */
   readonly othersCpuPercent: number
+  /** Which S3 server D and E used. */
+  readonly s3Server: string
 }
 
 function report(figures: Figures, conditions: Conditions) {
@@ -865,7 +886,7 @@ function report(figures: Figures, conditions: Conditions) {
     `Each figure is the median of ${plan.runs} run${plan.runs === 1 ? '' : 's'} after one warm-up round ` +
       '(the leak check runs once, on fresh servers); each ratio is the median of the run-by-run ratios. ' +
       SUBJECTS.map((subject) => `${subject}: ${SUBJECT_NAMES[subject]}`).join('; ') +
-      '.',
+      `. D and E use ${conditions.s3Server}.`,
     '',
     plan.mode === 'full'
       ? targetsTable(list)
@@ -906,6 +927,7 @@ async function main(): Promise<void> {
     machine,
     loadAverage: { start: loadAtStart, end: os.loadavg() },
     othersCpuPercent: othersCpuPercent(cpuAtStart, cpuSnapshot()),
+    s3Server: lab.s3Endpoint.description,
   })
 
   const outDir = path.join(ROOT, 'bench-results')
