@@ -212,6 +212,9 @@ interface Lab {
   readonly tusboxFile: ChildServer
   readonly tusboxFileDir: string
   readonly tusboxS3: ChildServer
+  /** D with its S3 requests counted (scripts/bench/s3-counting-proxy.ts). */
+  readonly tusboxS3Counted: ChildServer
+  readonly s3Proxy: ChildServer
   readonly s3: S3Client
   readonly s3Endpoint: S3Endpoint
 }
@@ -254,6 +257,7 @@ async function startLab(workdir: string): Promise<Lab> {
     // One database per tusbox, so that neither sees the other's rows or jobs.
     await admin.query('CREATE DATABASE bench_file')
     await admin.query('CREATE DATABASE bench_s3')
+    await admin.query('CREATE DATABASE bench_s3_counted')
   } finally {
     await admin.end()
   }
@@ -274,7 +278,20 @@ async function startLab(workdir: string): Promise<Lab> {
     // @tus/s3-store buffers parts in the system temporary directory: keep them in ours.
     TMPDIR: tempDir,
   }
-  const [tusboxFile, tusboxS3] = await Promise.all([
+  const s3Proxy = await started(startBenchServer('s3-counting-proxy.ts', [s3Endpoint.url], workdir))
+  const onS3 = (database: string, endpointUrl: string) => ({
+    ...common,
+    DATABASE_URL: databaseUrl(database),
+    STORAGE_BACKEND: 's3',
+    AWS_STORAGE_BUCKET_NAME: TUSBOX_BUCKET,
+    AWS_S3_ENDPOINT_URL: endpointUrl,
+    AWS_S3_REGION_NAME: s3Endpoint.region,
+    AWS_ACCESS_KEY_ID: s3Endpoint.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3Endpoint.secretAccessKey,
+    AWS_S3_FORCE_PATH_STYLE: 'true',
+    S3_PART_SIZE: String(S3_PART_SIZE),
+  })
+  const [tusboxFile, tusboxS3, tusboxS3Counted] = await Promise.all([
     started(
       startTusbox(
         'file',
@@ -287,26 +304,23 @@ async function startLab(workdir: string): Promise<Lab> {
         workdir,
       ),
     ),
-    started(
-      startTusbox(
-        's3',
-        {
-          ...common,
-          DATABASE_URL: databaseUrl('bench_s3'),
-          STORAGE_BACKEND: 's3',
-          AWS_STORAGE_BUCKET_NAME: TUSBOX_BUCKET,
-          AWS_S3_ENDPOINT_URL: s3Endpoint.url,
-          AWS_S3_REGION_NAME: s3Endpoint.region,
-          AWS_ACCESS_KEY_ID: s3Endpoint.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3Endpoint.secretAccessKey,
-          AWS_S3_FORCE_PATH_STYLE: 'true',
-          S3_PART_SIZE: String(S3_PART_SIZE),
-        },
-        workdir,
-      ),
-    ),
+    started(startTusbox('s3', onS3('bench_s3', s3Endpoint.url), workdir)),
+    // D's twin, whose S3 requests go through the counting proxy; only the request counts use it.
+    started(startTusbox('s3-counted', onS3('bench_s3_counted', s3Proxy.url), workdir)),
   ])
-  return { sink, sinkDir, bare, bareDir, tusboxFile, tusboxFileDir, tusboxS3, s3, s3Endpoint }
+  return {
+    sink,
+    sinkDir,
+    bare,
+    bareDir,
+    tusboxFile,
+    tusboxFileDir,
+    tusboxS3,
+    tusboxS3Counted,
+    s3Proxy,
+    s3,
+    s3Endpoint,
+  }
 }
 
 /** Removes what a run uploaded (never timed): disks and the in-memory S3 server stay small. */
@@ -536,6 +550,60 @@ interface Figures {
   readonly lightCrowd: Figure
   readonly rssHeavyCrowd: Figure
   readonly leakRatio: Figure
+  readonly s3RequestsSmall: Figure
+}
+
+/** A small upload: one PATCH, well below the part size. */
+const SMALL_UPLOAD = 100 * KiB
+
+/** The S3 requests of each counted upload, by operation, for the report. */
+const s3RequestKinds: { label: string; counts: Record<string, number> }[] = []
+
+async function proxyCounts(lab: Lab, method: 'GET' | 'DELETE'): Promise<Record<string, number>> {
+  const answer = expectStatus(
+    await send(`${lab.s3Proxy.url}/__bench/counts`, { method }),
+    200,
+    'S3 request counts',
+  )
+  return JSON.parse(answer.body) as Record<string, number>
+}
+
+/**
+ * The S3 requests one upload through tusbox makes, creation to finish, by operation. Counted
+ * once: the number does not vary from run to run.
+ */
+async function countS3Requests(
+  lab: Lab,
+  label: string,
+  upload: () => Promise<unknown>,
+): Promise<Figure> {
+  const figure = results.define({
+    id: `s3-requests-${s3RequestKinds.length}`,
+    label,
+    unit: 'requests',
+    digits: 0,
+  })
+  await proxyCounts(lab, 'DELETE')
+  await upload()
+  const counts = await proxyCounts(lab, 'GET')
+  await cleaner(lab)('D')
+  const total = Object.values(counts).reduce((sum, count) => sum + count, 0)
+  results.add(figure, 'D', total)
+  s3RequestKinds.push({ label, counts })
+  progress(`${label} · D: ${total}`)
+  return figure
+}
+
+function byOperation(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([operation, count]) => `${operation} ${count}`)
+    .join(', ')
+}
+
+function s3RequestsText(): string {
+  return s3RequestKinds
+    .map(({ label, counts }) => `- ${label} (D): ${byOperation(counts)}`)
+    .join('\n')
 }
 
 function crowdLabel(crowd: Crowd): string {
@@ -720,6 +788,17 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     ),
   )
 
+  const s3RequestsSmall = await countS3Requests(
+    lab,
+    `S3 requests, one ${sizeLabel(SMALL_UPLOAD)} upload in one PATCH`,
+    () => tusUpload(lab.tusboxS3Counted.url, SMALL_UPLOAD),
+  )
+  await countS3Requests(
+    lab,
+    `S3 requests, one ${sizeLabel(3 * S3_PART_SIZE)} upload in ${sizeLabel(S3_PART_SIZE)} PATCHes`,
+    () => tusUpload(lab.tusboxS3Counted.url, 3 * S3_PART_SIZE, S3_PART_SIZE),
+  )
+
   const heavy = await measureCrowd(lab, plan.heavyCrowd, true)
   const light = await measureCrowd(lab, plan.lightCrowd, false)
 
@@ -736,17 +815,23 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     lightCrowd: light.aggregate,
     rssHeavyCrowd: heavy.rss,
     leakRatio: leak[2],
+    s3RequestsSmall,
   }
 }
 
 const series = (figure: Figure, subject: Subject): Series => ({ figure, subject })
 
-/** "C 300 MiB/s, B 388 MiB/s": the medians a target rests on, so no ratio hides its reference. */
+/**
+ * "C 300 MiB/s, B 388 MiB/s": the medians a target rests on, so no ratio hides its reference. A
+ * median of another figure than the first one's says which.
+ */
 function basis(list: readonly Series[]): string {
+  const first = list[0]?.figure
   return list
     .map(({ figure, subject }) => {
       const value = formatValue(results.median(figure, subject), figure.digits)
-      return `${subject} ${value} ${figure.unit}`
+      const which = figure === first ? '' : ` (${figure.label})`
+      return `${subject} ${value} ${figure.unit}${which}`
     })
     .join(', ')
 }
@@ -836,6 +921,16 @@ function targets(figures: Figures): Target[] {
       series(figures.lightCrowd, 'E'),
       0.7,
     ),
+    {
+      label: `S3 requests, one ${sizeLabel(SMALL_UPLOAD)} upload in one PATCH (D)`,
+      measured: results.median(figures.s3RequestsSmall, 'D'),
+      unit: '',
+      digits: 0,
+      direction: 'at most',
+      // What S3 needs: CreateMultipartUpload, UploadPart, CompleteMultipartUpload.
+      goal: 3,
+      basis: byOperation(s3RequestKinds[0]?.counts ?? {}),
+    },
     ...(['C', 'D'] as const).flatMap((subject): Target[] => [
       {
         label: `Peak RSS, ${crowdLabel(plan.heavyCrowd)}, ${store[subject]} (${subject})`,
@@ -895,6 +990,10 @@ function report(figures: Figures, conditions: Conditions) {
     '',
     figuresTable(results),
     '',
+    'S3 requests by operation:',
+    '',
+    s3RequestsText(),
+    '',
   ].join('\n')
   const json = {
     mode: plan.mode,
@@ -905,6 +1004,7 @@ function report(figures: Figures, conditions: Conditions) {
     subjects: SUBJECT_NAMES,
     targets: list.map((target) => ({ ...target, pass: passes(target) ?? null })),
     figures: results.toJSON(),
+    s3Requests: s3RequestKinds,
   }
   return { markdown, json }
 }
