@@ -108,18 +108,21 @@ export function startBenchServer(
 
 /**
  * `tusbox serve` as ops run it (bin/tusbox.js), with only the settings given here: none
- * inherited from the shell or a .env (it runs in the work directory, which has none).
+ * inherited from the shell or a .env (it runs in the work directory, which has none). The
+ * settings it knows are this checkout's (SETTING_NAMES): another checkout gets the same ones.
  */
 export async function startTusbox(
   name: string,
   settings: Record<string, string>,
   workdir: string,
+  /** The checkout whose bin/tusbox.js runs: another one to compare two versions. */
+  checkout = ROOT,
 ): Promise<ChildServer> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !SETTING_NAMES.includes(key)),
   )
   const server = await startChild({
-    args: [path.join(ROOT, 'bin/tusbox.js'), 'serve'],
+    args: [path.join(checkout, 'bin/tusbox.js'), 'serve'],
     env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...settings },
     cwd: workdir,
     logFile: path.join(workdir, `tusbox-${name}.log`),
