@@ -88,7 +88,10 @@ interface Crowd {
 
 interface Plan {
   readonly mode: 'full' | 'quick'
-  /** Each figure is the median of this many runs, after one warm-up round (the leak check runs once, cold). */
+  /**
+   * Each figure is the median of this many runs, after one warm-up round (the leak check runs
+   * once, cold).
+   */
   readonly runs: number
   /** Each throughput upload: one PATCH, PATCHes of chunkSize, tus-js-client. */
   readonly throughputSize: number

@@ -64,7 +64,7 @@ export function cpuSnapshot(): CpuSnapshot {
   }
 }
 
-/** The fields of a /proc/.../stat file after the command name, which is in parentheses and may hold spaces. */
+/** The fields of a /proc/.../stat file after the command name (in parentheses, may hold spaces). */
 function statFields(statPath: string): string[] {
   const text = readFileSync(statPath, 'utf8')
   return text.slice(text.lastIndexOf(')') + 2).split(' ')

@@ -26,7 +26,7 @@ type FromHasher =
 const BATCH_BYTES = 128 * 1024
 /** Batches posted and not yet hashed; beyond it writes wait, so memory stays bounded (4 MiB). */
 const MAX_IN_FLIGHT = 32
-/** Batches kept for reuse once hashed: allocating 1 GiB of them per GiB would feed the collector. */
+/** Batches kept for reuse once hashed: allocating them per GiB anew would feed the collector. */
 const MAX_SPARE = 16
 
 /**

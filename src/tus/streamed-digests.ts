@@ -5,8 +5,9 @@ import type { LockWatcher } from './pg-locker.ts'
 
 /**
  * How many uploads may have a digest in progress at once. Each costs its SHA-256 state (a few
- * hundred bytes, on the hashing thread) and up to `headBytes` of head (64 KiB): about 64 MiB at worst. Beyond it the
- * least recently written upload loses its digest and is read back when it finishes.
+ * hundred bytes, on the hashing thread) and up to `headBytes` of head (64 KiB): about 64 MiB at
+ * worst. Beyond it the least recently written upload loses its digest and is read back when it
+ * finishes.
  */
 const MAX_UPLOADS = 1000
 
@@ -43,9 +44,10 @@ interface Digesting {
  * SHA-256 and head of each upload, computed from the bytes as they stream into the store, so the
  * finish step reads neither. The hashing runs on a worker thread (OffThreadSha256): the request
  * thread only copies the bytes, which costs it far less than hashing them. Node's native SHA-256
- * (about 1.1 GB/s here, faster than bytes arrive) cannot be serialized, so a digest lives only in the memory of the process that saw
- * the bytes; hash-wasm can save its state but runs at 160 MB/s, slower than uploads. A digest is
- * kept only while it provably covers exactly the stored bytes:
+ * (about 1.1 GB/s here, faster than bytes arrive) cannot be serialized, so a digest lives only in
+ * the memory of the process that saw the bytes; hash-wasm can save its state but runs at
+ * 160 MB/s, slower than uploads. A digest is kept only while it provably covers exactly the
+ * stored bytes:
  *
  * - it starts at offset 0 and grows only by a write that starts where it ends; a write at any other
  *   offset (another instance took the chunks in between, or this process restarted) drops it;
