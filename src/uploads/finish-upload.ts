@@ -99,7 +99,7 @@ async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
   }
   // Hashed as the bytes streamed in when this process received them all, in order; otherwise
   // (a restart, chunks served by another instance, a broken-off write) read back from the store.
-  const streamed = deps.digests.digestOf(file.storageKey, progress.size)
+  const streamed = await deps.digests.digestOf(file.storageKey, progress.size)
   let examined: Examined
   try {
     examined = await examine(deps, file, progress.size, streamed)
