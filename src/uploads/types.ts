@@ -121,7 +121,7 @@ export interface StreamedDigest {
  */
 export interface StreamedDigests {
   /** The digest of exactly the first `size` bytes of `key`, or undefined when this process cannot vouch for them. */
-  digestOf(key: string, size: number): StreamedDigest | undefined
+  digestOf(key: string, size: number): Promise<StreamedDigest | undefined>
   /** Drops what is kept for `key`: its upload is finished, failed or gone. */
   forget(key: string): void
 }
