@@ -6,6 +6,7 @@ import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
+import { presentFile } from './http/presenters.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
 import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
@@ -23,9 +24,10 @@ import {
 import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
+import { createRufhHandler } from './rufh/rufh-handler.ts'
 import { createDatastore, type Datastore } from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
-import { createTusHandler } from './tus/tus-server.ts'
+import { createTusHandler, TUS_PATH } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
 import { createFinishUpload, type FinishUpload } from './uploads/finish-upload.ts'
@@ -196,6 +198,20 @@ export async function buildContainer(
     logger,
     metrics,
   })
+  const rufh = createRufhHandler({
+    path: TUS_PATH,
+    writer: datastore.writer,
+    storage: datastore.storage,
+    locker,
+    uploads,
+    finishUpload,
+    presentFile,
+    maxSize: config.uploads.maxSize,
+    expirationMs: config.uploads.expirationMs,
+    publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
+    logger,
+    metrics,
+  })
   const authenticate = createAuthenticate(config.auth)
   const readiness = [
     { name: 'database', check: () => checkDatabase(knex) },
@@ -203,6 +219,7 @@ export async function buildContainer(
   ]
   const app = createApp({
     tus,
+    rufh,
     authenticate,
     demoPage: config.http.demoPage,
     cors,

@@ -2,11 +2,12 @@ import { Server } from '@tus/server'
 import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
-import type { CorsPolicy } from '../lib/cors-policy.ts'
+import { type CorsPolicy, RUFH_REQUEST_HEADERS } from '../lib/cors-policy.ts'
 import { errorBody, RETRY_AFTER_SECONDS } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
+import type { UploadProtocol } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import {
   advertiseChecksum,
@@ -29,7 +30,7 @@ export const MAX_METADATA_BYTES = 4096
 /** What the tus edge counts (metrics); the container wires it. Bytes are counted by the store. */
 export interface TusMetrics {
   /** An upload was registered (its row is UPLOADING). */
-  uploadCreated(): void
+  uploadCreated(protocol: UploadProtocol): void
 }
 
 export interface TusDeps {
@@ -67,8 +68,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
     allowedOrigins: (origin) => deps.cors.allows(origin),
-    // Browsers may send these only when the preflight allows them.
-    allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
+    // Browsers may send these only when the preflight allows them; RUFH shares the endpoint.
+    allowedHeaders: ['Upload-Checksum', 'X-Request-Id', ...RUFH_REQUEST_HEADERS],
     ...createHooks(deps, states),
   })
   const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
