@@ -5,6 +5,7 @@ import {
   type RawHeaders,
   type RawReply,
 } from './raw-http.ts'
+import { waitUntil } from './wait.ts'
 
 /** What a server sent for one request: its 1xx interim answers in order, then the final one. */
 export interface RufhReplies {
@@ -118,4 +119,74 @@ export function pathOf(location: string | undefined): string {
 /** A JSON body, decoded as UTF-8 (raw replies are read one byte per character). */
 export function jsonOf(reply: RawReply | undefined): unknown {
   return JSON.parse(Buffer.from(reply?.body ?? '', 'latin1').toString('utf8'))
+}
+
+/** Headers of an interop 8 (draft 12) request. */
+export function interop8(headers: RawHeaders = []): RawHeaders {
+  return [['Upload-Draft-Interop-Version', '8'], ...headers]
+}
+
+export interface ResumedOverStall {
+  readonly path: string
+  /** What the stalled append was answered, and how long after the HEAD was sent. */
+  readonly stale: RufhReplies
+  readonly staleEndedAfterMs: number
+  readonly head: RufhReplies
+  readonly completion: RufhReplies
+}
+
+/**
+ * A client whose append stalls (half its body sent, then silence, the connection left open)
+ * gives up on it and resumes as RUFH says: HEAD for the offset, then an append of the rest.
+ * `lockHeld` tells when the stalled append holds the upload.
+ */
+export async function resumeOverStalledAppend(
+  baseUrl: string,
+  bytes: Buffer,
+  lockHeld: () => Promise<boolean>,
+): Promise<ResumedOverStall> {
+  const created = await rufhRequest(
+    baseUrl,
+    'POST',
+    '/files',
+    interop8([
+      ['Upload-Complete', '?0'],
+      ['Content-Type', 'image/png'],
+    ]),
+  )
+  const path = pathOf(created.final?.headers.get('location'))
+  const stalled = await openRequest(
+    baseUrl,
+    'PATCH',
+    path,
+    interop8([
+      ['Upload-Offset', '0'],
+      ['Upload-Complete', '?1'],
+      ['Content-Type', 'application/partial-upload'],
+      ['Content-Length', String(bytes.length)],
+    ]),
+  )
+  await stalled.send(bytes.subarray(0, bytes.length / 2))
+  await waitUntil('the stalled append holds the upload', lockHeld)
+
+  const headSentAt = performance.now()
+  const staleEnded = stalled
+    .until((replies) => replies.final !== undefined)
+    .then((replies) => ({ replies, afterMs: performance.now() - headSentAt }))
+  const head = await rufhRequest(baseUrl, 'HEAD', path, interop8())
+  const offset = Number(head.final?.headers.get('upload-offset'))
+  const completion = await rufhRequest(
+    baseUrl,
+    'PATCH',
+    path,
+    interop8([
+      ['Upload-Offset', String(offset)],
+      ['Upload-Complete', '?1'],
+      ['Content-Type', 'application/partial-upload'],
+    ]),
+    bytes.subarray(offset),
+  )
+  const stale = await staleEnded
+  stalled.connection.socket.destroy()
+  return { path, stale: stale.replies, staleEndedAfterMs: stale.afterMs, head, completion }
 }
