@@ -163,6 +163,58 @@ describe.each(TEST_STORES)('RUFH clients written byte for byte, on the $name sto
     })
   })
 
+  describe.each([
+    { version: '3', complete: 'Upload-Incomplete', no: '?1', yes: '?0', limit: undefined },
+    { version: '4', complete: 'Upload-Complete', no: '?0', yes: '?1', limit: undefined },
+    { version: '5', complete: 'Upload-Complete', no: '?0', yes: '?1', limit: undefined },
+    { version: '6', complete: 'Upload-Complete', no: '?0', yes: '?1', limit: 'expires' },
+    { version: '7', complete: 'Upload-Complete', no: '?0', yes: '?1', limit: 'max-age' },
+  ])('interop $version', ({ version, complete, no, yes, limit }) => {
+    const headers = (more: [string, string][] = []): [string, string][] => [
+      ['Upload-Draft-Interop-Version', version],
+      ...more,
+    ]
+    const appendType: [string, string][] =
+      Number(version) >= 6 ? [['Content-Type', 'application/partial-upload']] : []
+
+    it('answers creation, offset retrieval and append in its own terms', async () => {
+      const bytes = pngBytes(300 * 1024)
+      const created = await rufhRequest(
+        server.url,
+        'POST',
+        '/files',
+        headers([[complete, no]]),
+        bytes.subarray(0, 1000),
+      )
+      expect(created.interims[0]?.status).toBe(104)
+      expect(created.interims[0]?.headers.get('upload-draft-interop-version')).toBe(version)
+      expect(created.final?.status).toBe(201)
+      expect(created.final?.headers.get(complete.toLowerCase())).toBe(no)
+      const path = pathOf(created.final?.headers.get('location'))
+
+      const head = await rufhRequest(server.url, 'HEAD', path, headers())
+      expect(head.final?.status).toBe(204)
+      expect(head.final?.headers.get('upload-offset')).toBe('1000')
+      expect(head.final?.headers.get(complete.toLowerCase())).toBe(no)
+      const limits = head.final?.headers.get('upload-limit')
+      if (limit)
+        expect(limits).toMatch(new RegExp(`^max-size=${MAX_SIZE}, min-size=0, ${limit}=\\d+$`))
+      else expect(limits).toBeUndefined()
+
+      const last = await rufhRequest(
+        server.url,
+        'PATCH',
+        path,
+        headers([['Upload-Offset', '1000'], [complete, yes], ...appendType]),
+        bytes.subarray(1000),
+      )
+      expect(last.final?.status).toBe(200)
+      expect(last.final?.headers.get(complete.toLowerCase())).toBe(yes)
+      const { id } = jsonOf(last.final) as { id: string }
+      await expectStoredOnce(server.knex, id, bytes)
+    })
+  })
+
   describe('interop 3 (iOS 17)', () => {
     it('keeps a body cut mid-way and finishes from the offset HEAD reports', async () => {
       const bytes = pngBytes(4 * MiB + 3)
