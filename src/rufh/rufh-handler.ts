@@ -519,12 +519,20 @@ function creationMetadata(request: Request): Record<string, string | null> {
     if (filename) metadata.filename = filename
   }
   const type = request.headers.get('content-type')
-  // curl -d and HTML forms label any body this way; it never names a file's type.
-  if (type !== null && type !== 'application/x-www-form-urlencoded') metadata.filetype = type
+  if (type !== null && !GENERIC_BODY_TYPES.has(type)) metadata.filetype = type
   const batchId = new URL(request.url).searchParams.get('batchId')
   if (batchId !== null) metadata.batchId = batchId
   return metadata
 }
+
+/**
+ * Content-Types that label a body without naming a file's type: clients send them for any bytes
+ * (curl -d, URLSession without an explicit type). The type is then the one sniffed from the bytes.
+ */
+const GENERIC_BODY_TYPES = new Set([
+  'application/octet-stream',
+  'application/x-www-form-urlencoded',
+])
 
 function parseTusMetadata(header: string | null): Record<string, string | null> {
   if (header === null) return {}
