@@ -11,7 +11,13 @@ import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
 import { addLogContext, type Logger } from '../lib/logger.ts'
 import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
 import { isUploadId } from '../uploads/storage-key.ts'
-import type { UploadFile, UploadProtocol, UploadStorage, UploadWriter } from '../uploads/types.ts'
+import type {
+  StoredProgress,
+  UploadFile,
+  UploadProtocol,
+  UploadStorage,
+  UploadWriter,
+} from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import {
   completionHeader,
@@ -243,85 +249,99 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
   const writeBody = async (
     exchange: Exchange,
     target: Target,
-    fields: UploadFields & { readonly offset: number },
+    fields: AppendFields,
     location: string | undefined,
     expiresAt: Date | null = null,
   ): Promise<Response> => {
-    const { request, version } = exchange
     const stop = new AbortController()
     const { outcome, length } = await underLock(
-      request,
+      exchange.request,
       target,
       async () => {
         const progress = await deps.storage.progress(target.key)
         if (!progress) throw bytesGone(target)
-        const refuse = (problem: Problem) =>
-          new ProblemError(problem, {
-            'Upload-Offset': String(progress.offset),
-            ...Object.fromEntries([completionHeader(version, false)]),
-          })
-        if (progress.offset !== fields.offset) {
-          throw refuse(mismatchingOffset(progress.offset, fields.offset))
+        const plan = planAppend(exchange, progress, fields)
+        if (progress.size === undefined && plan.length !== undefined) {
+          await deps.writer.declareLength(target.key, plan.length)
         }
-        const requestLength = knownLength(fields, contentLengthOf(request), fields.offset)
-        const length = progress.size ?? requestLength
-        if (requestLength !== undefined && length !== requestLength) {
-          throw refuse(inconsistentLength(`The upload's length is ${length} bytes.`))
-        }
-        if (length !== undefined && length < fields.offset) {
-          throw refuse(inconsistentLength(`The upload already has ${fields.offset} bytes.`))
-        }
-        if (length !== undefined && length > deps.maxSize) throw tooLarge()
-        const room = (length ?? deps.maxSize) - fields.offset
-        const declaredBody = contentLengthOf(request)
-        if (declaredBody !== undefined && declaredBody > room) {
-          if (length === undefined) throw tooLarge()
-          throw refuse(inconsistentLength(`The upload ends at ${length} bytes.`))
-        }
-        if (progress.size === undefined && length !== undefined) {
-          await deps.writer.declareLength(target.key, length)
-        }
-        const outcome = await deps.writer.append(target.key, fields.offset, bodyOf(request), {
-          maxBytes: room,
-          signal: stop.signal,
-          onProgress: progressReporter(exchange),
-        })
+        const outcome = await deps.writer.append(
+          target.key,
+          fields.offset,
+          bodyOf(exchange.request),
+          {
+            maxBytes: plan.room,
+            signal: stop.signal,
+            onProgress: progressReporter(exchange),
+          },
+        )
         // Upload-Complete: ?1 on a body of unknown length: the upload ends where the body did.
-        if (fields.complete && outcome.bodyEnded && length === undefined && !outcome.overflowed) {
+        if (fields.complete && outcome.bodyEnded && plan.length === undefined) {
           await deps.writer.declareLength(target.key, outcome.offset)
           return { outcome, length: outcome.offset }
         }
-        return { outcome, length }
+        return { outcome, length: plan.length }
       },
       () => stop.abort(),
     )
     if (outcome.overflowed) return invalidate(target, length)
-    if (!outcome.bodyEnded) {
-      // Cut off by the client, or ended because another request took the upload over: what
-      // arrived is kept, and the client learns the offset with HEAD.
-      throw new AppError(
-        'conflict',
-        stop.signal.aborted ? 'upload_interrupted' : 'body_incomplete',
-        stop.signal.aborted
-          ? 'A newer request on this upload ended this one; the bytes received are kept.'
-          : 'The body ended early; the bytes received are kept.',
+    if (!outcome.bodyEnded) throw bodyCut(stop.signal.aborted)
+    if (!fields.complete) return accepted(exchange, outcome.offset, location, expiresAt)
+    if (outcome.offset !== length) {
+      throw new ProblemError(
+        inconsistentLength(`The upload ends at ${length} bytes; it has ${outcome.offset}.`),
+        { 'Upload-Offset': String(outcome.offset) },
       )
     }
-    if (fields.complete) {
-      if (outcome.offset !== length) {
-        throw new ProblemError(
-          inconsistentLength(`The upload ends at ${length} bytes; it has ${outcome.offset}.`),
-          { 'Upload-Offset': String(outcome.offset) },
-        )
-      }
-      return completed(exchange, await deps.finishUpload(target.id))
+    return completed(exchange, await deps.finishUpload(target.id))
+  }
+
+  /**
+   * The upload's length once this append is in (undefined while nobody said), and how many bytes
+   * the append may write; or the problem that refuses it before a byte is read.
+   */
+  const planAppend = (
+    exchange: Exchange,
+    progress: StoredProgress,
+    fields: AppendFields,
+  ): { readonly length: number | undefined; readonly room: number } => {
+    const refuse = (problem: Problem) =>
+      new ProblemError(problem, {
+        'Upload-Offset': String(progress.offset),
+        ...Object.fromEntries([completionHeader(exchange.version, false)]),
+      })
+    if (progress.offset !== fields.offset) {
+      throw refuse(mismatchingOffset(progress.offset, fields.offset))
     }
+    const contentLength = contentLengthOf(exchange.request)
+    const requestLength = knownLength(fields, contentLength, fields.offset)
+    const length = progress.size ?? requestLength
+    if (requestLength !== undefined && length !== requestLength) {
+      throw refuse(inconsistentLength(`The upload's length is ${length} bytes.`))
+    }
+    if (length !== undefined && length < fields.offset) {
+      throw refuse(inconsistentLength(`The upload already has ${fields.offset} bytes.`))
+    }
+    if (length !== undefined && length > deps.maxSize) throw tooLarge()
+    const room = (length ?? deps.maxSize) - fields.offset
+    if (contentLength !== undefined && contentLength > room) {
+      if (length === undefined) throw tooLarge()
+      throw refuse(inconsistentLength(`The upload ends at ${length} bytes.`))
+    }
+    return { length, room }
+  }
+
+  /** An append (or creation) that leaves the upload incomplete. */
+  const accepted = (
+    exchange: Exchange,
+    offset: number,
+    location: string | undefined,
+    expiresAt: Date | null,
+  ): Response => {
     const headers: Record<string, string> = {
-      ...baseHeaders(version, expiresAt),
-      'Upload-Offset': String(outcome.offset),
+      ...baseHeaders(exchange.version, expiresAt),
+      'Upload-Offset': String(offset),
+      ...Object.fromEntries([completionHeader(exchange.version, false)]),
     }
-    const [name, value] = completionHeader(version, false)
-    headers[name] = value
     if (location) headers.Location = location
     return new Response(null, { status: location ? 201 : 204, headers })
   }
@@ -457,6 +477,27 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
       return errorAnswer(exchange, error)
     }
   }
+}
+
+/** An append's fields once its offset is known (a creation appends at 0). */
+type AppendFields = UploadFields & { readonly offset: number }
+
+/**
+ * A body that stopped before its end: the client cut it off, or another request on the upload
+ * ended it. What arrived is kept, and the client learns the offset with HEAD.
+ */
+function bodyCut(endedByNewerRequest: boolean): AppError {
+  return endedByNewerRequest
+    ? new AppError(
+        'conflict',
+        'upload_interrupted',
+        'A newer request on this upload ended this one; the bytes received are kept.',
+      )
+    : new AppError(
+        'conflict',
+        'body_incomplete',
+        'The body ended early; the bytes received are kept.',
+      )
 }
 
 /** A refusal the draft answers with a problem document, and the headers that go with it. */
