@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { openConnection, rawRequest } from '../helpers/raw-http.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
-import { jsonOf, openRequest, pathOf, rufhRequest } from '../helpers/rufh-client.ts'
+import { jsonOf, openRequest, parseReplies, pathOf, rufhRequest } from '../helpers/rufh-client.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 
@@ -135,6 +136,29 @@ describe.each(TEST_STORES)('RUFH clients written byte for byte, on the $name sto
       expect(replayed.final?.headers.get('upload-complete')).toBe('?1')
       expect(jsonOf(replayed.final)).toEqual(stored)
       await expectStoredOnce(server.knex, id, bytes)
+    })
+
+    it('sends no 104 to an HTTP/1.0 client (RFC 9110 §15.2), only the final answer', async () => {
+      const bytes = pngBytes(20_000)
+      const connection = await openConnection(server.url)
+      const head = rawRequest(
+        'POST',
+        '/files',
+        v8([
+          ['Upload-Complete', '?1'],
+          ['Content-Length', String(bytes.length)],
+        ]),
+        '',
+        { version: '1.0' },
+      )
+      connection.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), bytes]))
+
+      const received = await connection.closed
+      expect(received).not.toContain(' 104 ')
+      const { interims, final } = parseReplies(received)
+      expect(interims).toEqual([])
+      expect(final?.status).toBe(200)
+      await expectStoredOnce(server.knex, (jsonOf(final) as { id: string }).id, bytes)
     })
 
     it('sends 104s with Upload-Offset while a long body arrives', async () => {
