@@ -33,6 +33,7 @@ import {
   GiB,
   KiB,
   MiB,
+  rufhUpload,
   send,
   sinkUpload,
   tusCreate,
@@ -437,6 +438,7 @@ function tusContenders(
 /** The figures the targets are judged on. */
 interface Figures {
   readonly single: Figure
+  readonly rufh: Figure
   readonly chunked: Figure
   readonly creations: Figure
   readonly finish: readonly [Figure, Figure, Figure]
@@ -539,6 +541,17 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     { rss: rssSingle },
   )
 
+  // The same bytes over RUFH, on tusbox only (bare @tus/server does not speak it): against the
+  // one-PATCH tus figure, what the RUFH edge and its 104 progress answers cost.
+  const rufh = define('rufh', `${big} upload, one RUFH creation (interop 8)`, 'MiB/s', 0)
+  await measure(
+    lab,
+    [rufh],
+    tusContenders(lab, (endpoint) =>
+      throughput(plan.bigSize, () => rufhUpload(endpoint, plan.bigSize)),
+    ).filter((contender) => contender.subject !== 'B'),
+  )
+
   const chunked = define('chunked', `${big} upload, ${chunk} PATCHes`, 'MiB/s', 0)
   await measure(
     lab,
@@ -606,6 +619,7 @@ async function runScenarios(lab: Lab): Promise<Figures> {
 
   return {
     single,
+    rufh,
     chunked,
     creations,
     finish,
@@ -665,6 +679,13 @@ function targets(figures: Figures): Target[] {
         goal: 2,
       },
     ]),
+    ...(['C', 'D'] as const).map((subject) =>
+      atLeast(
+        `${big}, RUFH / tus one PATCH, ${store[subject]} (${subject})`,
+        ratio(m(figures.rufh, subject), m(figures.single, subject)),
+        0.95,
+      ),
+    ),
     atLeast('Creations/s: C/B', ratio(m(figures.creations, 'C'), m(figures.creations, 'B')), 0.5),
     atLeast(`${big}, one PATCH: D/E`, ratio(m(figures.single, 'D'), m(figures.single, 'E')), 0.9),
     atLeast(
