@@ -161,6 +161,39 @@ describe.each(TEST_STORES)('RUFH clients written byte for byte, on the $name sto
       await expectStoredOnce(server.knex, (jsonOf(final) as { id: string }).id, bytes)
     })
 
+    it('completes a chunked creation whose length nobody stated, where the body ended', async () => {
+      const bytes = pngBytes(6 * MiB + 321)
+      const request = await openRequest(
+        server.url,
+        'POST',
+        '/files',
+        v8([
+          ['Upload-Complete', '?1'],
+          ['Content-Type', 'image/png'],
+          ['Transfer-Encoding', 'chunked'],
+        ]),
+      )
+      for (let at = 0; at < bytes.length; at += MiB) {
+        const chunk = bytes.subarray(at, at + MiB)
+        await request.send(
+          Buffer.concat([
+            Buffer.from(`${chunk.length.toString(16)}\r\n`),
+            chunk,
+            Buffer.from('\r\n'),
+          ]),
+        )
+      }
+      await request.send(Buffer.from('0\r\n\r\n'))
+      const { final } = await request.finished()
+
+      expect(final?.status).toBe(200)
+      const { id, size } = jsonOf(final) as { id: string; size: number }
+      expect(size).toBe(bytes.length)
+      await expectStoredOnce(server.knex, id, bytes)
+      const download = await fetch(`${server.url}/api/files/${id}/content`)
+      expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(bytes))
+    })
+
     it('sends 104s with Upload-Offset while a long body arrives', async () => {
       const bytes = pngBytes(12 * MiB)
       const request = await openRequest(

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { type Readable, Transform } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { type DataStore, ERRORS, Upload } from '@tus/utils'
 import type {
@@ -120,7 +120,14 @@ export class TusStoreWriter implements UploadWriter {
     }
   }
 
-  declareLength(key: string, size: number): Promise<void> {
-    return this.#store.declareUploadLength(key, size)
+  /**
+   * S3Store assembles the object in the write that reaches the upload's length, so bytes that all
+   * arrived before the length was known (a RUFH body of unknown length that completes the upload)
+   * get one more, empty, write to do it. On FileStore that write writes nothing.
+   */
+  async declareLength(key: string, size: number): Promise<void> {
+    await this.#store.declareUploadLength(key, size)
+    const { offset } = await this.#store.getUpload(key)
+    if (offset === size) await this.#store.write(Readable.from([]), key, size)
   }
 }
