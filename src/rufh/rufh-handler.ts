@@ -438,8 +438,9 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
   const locationOf = (request: Request, id: string): string =>
     `${deps.publicUrl ?? new URL(request.url).origin}${deps.path}/${id}`
 
+  // The code tus answers for the same refusal (docs/troubleshooting.md lists it).
   const tooLarge = () =>
-    new AppError('too_large', 'file_too_large', `Uploads are limited to ${deps.maxSize} bytes.`)
+    new AppError('too_large', 'max_size_exceeded', `Uploads are limited to ${deps.maxSize} bytes.`)
 
   const errorAnswer = (exchange: Exchange | undefined, error: unknown): Response => {
     const headers = exchange ? baseHeaders(exchange.version) : {}

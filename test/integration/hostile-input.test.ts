@@ -1054,7 +1054,7 @@ const rufhCases: HostileCase[] = [
   {
     what: 'a RUFH creation with an Upload-Length above the limit',
     status: 413,
-    code: 'file_too_large',
+    code: 'max_size_exceeded',
     send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Length': '999999999999999' }),
     check: async (_ctx, _target, reply) => {
       expect(reply.headers.get('upload-limit')).toMatch(`max-size=${MAX_SIZE}`)
