@@ -1,13 +1,12 @@
 import { Readable } from 'node:stream'
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web'
-import type { Locker } from '@tus/utils'
-import { Metadata } from '@tus/utils'
+import { ERRORS, type Locker, Metadata } from '@tus/utils'
 import { parse as parseContentDisposition } from 'content-disposition'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
 import { databaseUnavailable } from '../db/errors.ts'
 import { AppError, isAppError, TooManyError } from '../lib/errors.ts'
-import { errorBody, STATUS_BY_KIND } from '../lib/http-status.ts'
+import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import { addLogContext, type Logger } from '../lib/logger.ts'
 import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
 import { isUploadId } from '../uploads/storage-key.ts'
@@ -427,7 +426,13 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
     onReleaseRequested: () => void = () => undefined,
   ): Promise<T> => {
     const lock = deps.locker.newLock(target.key)
-    await lock.lock(request.signal, onReleaseRequested)
+    try {
+      await lock.lock(request.signal, onReleaseRequested)
+    } catch (error) {
+      // A holder that ignored the release request for the locker's whole timeout (30 s).
+      if (error !== ERRORS.ERR_LOCK_TIMEOUT) throw error
+      throw new AppError('unavailable', 'upload_locked', 'Another request holds this upload.')
+    }
     try {
       return await work()
     } finally {
@@ -457,6 +462,7 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
       )
     }
     if (known instanceof TooManyError) headers['Retry-After'] = String(known.retryAfterSeconds)
+    if (known.kind === 'unavailable') headers['Retry-After'] = String(RETRY_AFTER_SECONDS)
     return jsonAnswer(STATUS_BY_KIND[known.kind], errorBody(known.code, known.message), headers)
   }
 
