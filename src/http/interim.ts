@@ -7,8 +7,9 @@ STATUS_CODES[104] ??= 'Upload Resumption Supported'
 
 /**
  * A sender of 1xx answers on Node's response, for the RUFH edge's 104s.
- * `ServerResponse.writeInformation` (Node 24.21 and 26.2; before it Node only had 100, 102 and
- * 103) writes them in order on the same connection, and refuses once the final head is out.
+ * `ServerResponse.writeInformation` (Node's docs: added in 26.2; present in the 24.21 tusbox is
+ * tested on, absent from Node 20; before it Node could send only 100, 102 and 103) writes them in
+ * order on the same connection, and refuses once the final head is out.
  * Undefined where none may be sent: RFC 9110 §15.2 forbids 1xx to HTTP/1.0 clients, and an
  * older Node has no such API (the draft makes the 104s optional).
  */
