@@ -562,10 +562,10 @@ function creationMetadata(request: Request): Record<string, string | null> {
     request.headers.get('upload-metadata'),
   )
   const disposition = request.headers.get('content-disposition')
-  if (disposition !== null) {
-    const filename = filenameOf(disposition)
-    if (filename) metadata.filename = filename
-  }
+  // The parser is lenient (it never throws): a name it cannot read is no name.
+  const filename =
+    disposition === null ? undefined : parseContentDisposition(disposition).parameters.filename
+  if (filename) metadata.filename = filename
   const type = request.headers.get('content-type')
   if (type !== null && !GENERIC_BODY_TYPES.has(type)) metadata.filetype = type
   const batchId = new URL(request.url).searchParams.get('batchId')
@@ -588,18 +588,6 @@ function parseTusMetadata(header: string | null): Record<string, string | null> 
     return Metadata.parse(header)
   } catch {
     throw new AppError('invalid', 'invalid_metadata', 'Upload-Metadata is malformed.')
-  }
-}
-
-function filenameOf(disposition: string): string | undefined {
-  try {
-    return parseContentDisposition(disposition).parameters.filename
-  } catch {
-    throw new AppError(
-      'invalid',
-      'invalid_content_disposition',
-      'Content-Disposition is malformed (RFC 6266).',
-    )
   }
 }
 

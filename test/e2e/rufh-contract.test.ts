@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { elfBytes, MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { openConnection, rawRequest } from '../helpers/raw-http.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { jsonOf, openRequest, parseReplies, pathOf, rufhRequest } from '../helpers/rufh-client.ts'
@@ -192,6 +192,53 @@ describe.each(TEST_STORES)('RUFH clients written byte for byte, on the $name sto
       await expectStoredOnce(server.knex, id, bytes)
       const download = await fetch(`${server.url}/api/files/${id}/content`)
       expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(bytes))
+    })
+
+    it('puts the upload in the batch named by the batchId query parameter', async () => {
+      const batch = (await (
+        await fetch(`${server.url}/api/batches`, { method: 'POST' })
+      ).json()) as { id: string }
+      const bytes = pngBytes(5_000)
+
+      const created = await rufhRequest(
+        server.url,
+        'POST',
+        `/files?batchId=${batch.id}`,
+        v8([['Upload-Complete', '?1']]),
+        bytes,
+      )
+
+      expect(created.final?.status).toBe(200)
+      expect(jsonOf(created.final)).toMatchObject({ batchId: batch.id, sha256: sha256(bytes) })
+      const unknown = await rufhRequest(
+        server.url,
+        'POST',
+        '/files?batchId=not-a-batch',
+        v8([['Upload-Complete', '?1']]),
+        bytes,
+      )
+      expect(unknown.final?.status).toBe(400)
+      expect(jsonOf(unknown.final)).toMatchObject({ error: { code: 'invalid_batch_id' } })
+    })
+
+    it('answers a completing creation the file refused with its JSON error and Upload-Complete: ?1', async () => {
+      const refused = await rufhRequest(
+        server.url,
+        'POST',
+        '/files',
+        v8([
+          ['Upload-Complete', '?1'],
+          ['Content-Type', 'image/png'],
+        ]),
+        elfBytes(4_000),
+      )
+
+      expect(refused.final?.status).toBe(415)
+      expect(refused.final?.headers.get('upload-complete')).toBe('?1')
+      const { error } = jsonOf(refused.final) as { error: { code: string } }
+      expect(error.code).toBe('unsupported_file_type')
+      const id = pathOf(refused.interims[0]?.headers.get('location')).slice('/files/'.length)
+      expect((await server.knex('upload_files').where({ id }).first()).status).toBe('FAILED')
     })
 
     it('sends 104s with Upload-Offset while a long body arrives', async () => {

@@ -1074,6 +1074,22 @@ const rufhCases: HostileCase[] = [
     send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Content-Type': PARTIAL_UPLOAD }),
   },
   {
+    what: 'a RUFH creation with a malformed Upload-Metadata',
+    status: 400,
+    code: 'invalid_metadata',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Metadata': 'a b c' }),
+  },
+  {
+    what: 'a RUFH creation whose Content-Disposition names a path',
+    status: 400,
+    code: 'invalid_filename',
+    send: (ctx) =>
+      rufhCreate(ctx, {
+        'Upload-Complete': '?0',
+        'Content-Disposition': 'attachment; filename="../../etc/passwd"',
+      }),
+  },
+  {
     what: 'a RUFH request in interop version 99',
     status: 400,
     send: (ctx) =>
