@@ -475,8 +475,10 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
       owner: principal?.owner ?? null,
       sendInterim,
     }
+    // The edge authenticates everything but OPTIONS; a missing principal must never fall back
+    // to the null owner, which sees every upload (AUTH_MODE=none).
     if (!principal && request.method !== 'OPTIONS') {
-      return errorAnswer(exchange, new AppError('unauthenticated', 'unauthenticated', 'Sign in.'))
+      throw new Error('a RUFH request reached the handler without its principal')
     }
     try {
       return await handle(exchange)
