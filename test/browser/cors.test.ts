@@ -7,6 +7,7 @@ import { pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
+import type { TusOptions, TusProtocol } from '../helpers/tus-client.ts'
 
 const SECRET = 'a-shared-hs256-secret-for-the-browser'
 
@@ -32,22 +33,29 @@ async function startPageServer(): Promise<{ server: Server; origin: string }> {
 function uploadFromPage(
   browser: Browser,
   origin: string,
-  upload: { endpoint: string; token: string; bytes: Uint8Array; parallelUploads?: number },
+  upload: {
+    endpoint: string
+    token: string
+    bytes: Uint8Array
+    protocol?: TusProtocol
+    parallelUploads?: number
+  },
 ): Promise<{ url?: string; error?: string; downloaded?: number[] }> {
   return browser.context.newPage().then(async (page) => {
     await page.goto(origin)
     return page.evaluate(
-      ({ endpoint, token, bytes, parallelUploads }) =>
+      ({ endpoint, token, bytes, protocol, parallelUploads }) =>
         new Promise<{ url?: string; error?: string; downloaded?: number[] }>((resolve) => {
           const tus = (globalThis as unknown as { tus: typeof import('tus-js-client') }).tus
           const file = new Blob([new Uint8Array(bytes)], { type: 'image/png' })
-          const client = new tus.Upload(file, {
+          const options: TusOptions & import('tus-js-client').UploadOptions = {
             endpoint,
+            protocol,
+            parallelUploads,
             chunkSize: 64 * 1024,
             retryDelays: [],
             headers: { Authorization: `Bearer ${token}` },
             metadata: { filename: 'from-the-browser.png', filetype: 'image/png' },
-            parallelUploads,
             // As tus-js-client's own browser specs do: download the file from its upload URL.
             onSuccess: async () => {
               const url = client.url ?? ''
@@ -55,13 +63,15 @@ function uploadFromPage(
               resolve({ url, downloaded: [...new Uint8Array(await download.arrayBuffer())] })
             },
             onError: (error) => resolve({ error: String(error) }),
-          })
+          }
+          const client = new tus.Upload(file, options)
           client.start()
         }),
       {
         endpoint: upload.endpoint,
         token: upload.token,
         bytes: [...upload.bytes],
+        protocol: upload.protocol ?? 'tus-v1',
         parallelUploads: upload.parallelUploads ?? 1,
       },
     )
@@ -105,6 +115,23 @@ describe('CORS from a real browser (chromium)', () => {
     expect(result.error).toBeUndefined()
     const id = result.url?.split('/').at(-1) ?? ''
     await expectStoredOnce(server.knex, id, bytes)
+  })
+
+  it('uploads over RUFH (tus-js-client ietf-draft-05) from an allowed origin, its headers allowed and exposed', async () => {
+    const bytes = pngBytes(200_000)
+
+    const result = await uploadFromPage(browser, allowed.origin, {
+      endpoint: server.tusEndpoint,
+      token,
+      bytes,
+      protocol: 'ietf-draft-05',
+    })
+
+    expect(result.error).toBeUndefined()
+    const id = result.url?.split('/').at(-1) ?? ''
+    await expectStoredOnce(server.knex, id, bytes)
+    const metrics = await server.container.metrics.render()
+    expect(metrics).toMatch(/tusbox_uploads_created_total\{protocol="rufh"\} 1/)
   })
 
   it('stores a parallelUploads: 4 upload from an allowed origin, and downloads it from upload.url', async () => {

@@ -1,6 +1,14 @@
 import * as tus from 'tus-js-client'
 
-export type TusOptions = Omit<tus.UploadOptions, 'endpoint' | 'onSuccess' | 'onError'>
+/**
+ * `protocol` picks tus 1.0 or one of the two RUFH drafts tus-js-client 4 speaks; its upload.js
+ * reads the option, but 4.3.1's index.d.ts does not declare it.
+ */
+export type TusProtocol = 'tus-v1' | 'ietf-draft-03' | 'ietf-draft-05'
+
+export type TusOptions = Omit<tus.UploadOptions, 'endpoint' | 'onSuccess' | 'onError'> & {
+  readonly protocol?: TusProtocol
+}
 
 export interface FinishedUpload {
   readonly url: string
@@ -20,6 +28,35 @@ export function uploadWithTus(
       ...options,
       onSuccess: () => resolve(finished(upload)),
       onError: reject,
+    })
+    upload.start()
+  })
+}
+
+/**
+ * uploadWithTus, restarted the way an app would when onError reports a lost connection that
+ * tus-js-client did not retry. tus-js-client 4.3.1 sends a parallel upload's final POST through
+ * a path whose network errors carry no `originalRequest`, so `shouldRetry` refuses them and
+ * onError fires at once. A restart resumes the partials (HEAD) and asks for the same final again.
+ */
+export function uploadRestartingOnLostConnection(
+  endpoint: string,
+  data: Buffer,
+  options: TusOptions = {},
+  maxRestarts = 5,
+): Promise<FinishedUpload & { readonly restarts: number }> {
+  return new Promise((resolve, reject) => {
+    let restarts = 0
+    const upload = new tus.Upload(data, {
+      endpoint,
+      retryDelays: [],
+      ...options,
+      onSuccess: () => resolve({ ...finished(upload), restarts }),
+      onError: (error) => {
+        if (isDetailedError(error) || restarts >= maxRestarts) return reject(error)
+        restarts++
+        upload.start()
+      },
     })
     upload.start()
   })
