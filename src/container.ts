@@ -140,6 +140,7 @@ export async function buildContainer(
   })
   const publicUrl = config.http.publicUrl
   const policy = {
+    minSize: config.uploads.minSize,
     maxSize: config.uploads.maxSize,
     allowedTypes: config.uploads.allowedTypes,
     storedTtlMs: config.uploads.storedTtlMs,

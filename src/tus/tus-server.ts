@@ -3,10 +3,12 @@ import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
-import { errorBody, RETRY_AFTER_SECONDS } from '../lib/http-status.ts'
+import { isAppError } from '../lib/errors.ts'
+import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import type { FinishUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
+import type { UploadFile } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import {
   advertiseChecksum,
@@ -77,7 +79,10 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     const state: RequestState | undefined = principal && { principal }
     if (state) states.set(request, state)
     const response = await server.handleWeb(request)
-    if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
+    if (response.status >= 400) {
+      const explain = (code: string) => explainSizeError(code, request, state?.file, deps.maxSize)
+      return asJsonError(response, state?.retryAfterSeconds, explain)
+    }
     if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
@@ -89,7 +94,7 @@ export function createTusHandler(deps: TusDeps): TusHandler {
   return async (received, principal) => {
     const request = withMethodOverride(received)
     if (request instanceof Response) return request
-    const refusal = refuseEarly(request)
+    const refusal = refuseEarly(request) ?? refuseDeclaredSize(request, deps.uploads)
     if (refusal) return refusal
     const checked = await verifyChecksum(request, checksumOptions)
     if (!checked.ok) {
@@ -201,6 +206,19 @@ function refuseEarly(request: Request): Response | undefined {
       'PATCH bodies must be sent as Content-Type: application/offset+octet-stream.',
     )
   }
+  // tus creation-with-upload: the body of a creation follows the PATCH rules; @tus/server would
+  // ignore a body of another type and create an empty upload (tus-compliance-tests ext-cwu-002).
+  if (
+    method === 'POST' &&
+    hasBody(headers) &&
+    headers.get('content-type') !== UPLOAD_CONTENT_TYPE
+  ) {
+    return jsonError(
+      415,
+      'unsupported_media_type',
+      'A creation that carries upload data must send it as Content-Type: application/offset+octet-stream; a creation without data sends no body.',
+    )
+  }
   // @tus/server answers 403 here; a missing header is a malformed request (400), as in tusd.
   if (method === 'PATCH' && headers.get('upload-offset') === null) {
     return jsonError(400, 'missing_offset', 'PATCH requests must send Upload-Offset.')
@@ -214,6 +232,48 @@ function refuseEarly(request: Request): Response | undefined {
     )
   }
   return undefined
+}
+
+/**
+ * An Upload-Length outside FILE_UPLOAD_MIN_SIZE..FILE_UPLOAD_MAX_SIZE, at creation or declared
+ * later (creation-defer-length), refused with the core's message before @tus/server answers its
+ * bare "Maximum size exceeded". A value that is not a length is left to its validator (400).
+ */
+function refuseDeclaredSize(request: Request, uploads: UploadService): Response | undefined {
+  const length = request.headers.get('upload-length')
+  if (length === null || !/^\d{1,15}$/.test(length)) return undefined
+  try {
+    uploads.checkDeclaredSize(Number(length))
+    return undefined
+  } catch (error) {
+    if (!isAppError(error)) throw error
+    return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
+  }
+}
+
+/**
+ * @tus/server's size errors name no numbers: a body past the upload's length, or a deferred-length
+ * upload growing past FILE_UPLOAD_MAX_SIZE. Undefined keeps its message.
+ */
+function explainSizeError(
+  code: string,
+  request: Request,
+  file: UploadFile | undefined,
+  maxSize: number,
+): string | undefined {
+  const limit = `the limit is ${maxSize} bytes (FILE_UPLOAD_MAX_SIZE on the server)`
+  if (code === 'max_size_exceeded') return `The upload grew past ${maxSize} bytes; ${limit}.`
+  if (code !== 'size_exceeded' || !file) return undefined
+  const offset = Number(request.headers.get('upload-offset'))
+  const end = offset + Number(request.headers.get('content-length'))
+  if (file.declaredSize !== null) {
+    return `This body would take the upload to ${end} bytes, past its Upload-Length of ${file.declaredSize} bytes.`
+  }
+  return `This body would take the upload to ${end} bytes; ${limit}.`
+}
+
+function hasBody(headers: Headers): boolean {
+  return Number(headers.get('content-length') ?? 0) > 0 || headers.has('transfer-encoding')
 }
 
 function jsonError(
@@ -236,11 +296,13 @@ function jsonError(
 async function asJsonError(
   response: Response,
   retryAfterSeconds: number | undefined,
+  explain: (code: string) => string | undefined,
 ): Promise<Response> {
   const text = await response.text()
+  const code = tusErrorCode(response.status, text)
   const body = isJsonError(text)
     ? text
-    : errorBody(tusErrorCode(response.status, text), text.trim() || response.statusText)
+    : errorBody(code, explain(code) ?? (text.trim() || response.statusText))
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))

@@ -11,11 +11,11 @@ import {
   isAllowedType,
   SNIFF_BYTES,
 } from './content-type.ts'
+import { type SizeLimits, sizeRefusal } from './size-limits.ts'
 import type { StreamedDigest, StreamedDigests, UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
-export interface UploadPolicy {
-  readonly maxSize: number
+export interface UploadPolicy extends SizeLimits {
   readonly allowedTypes: readonly string[]
   readonly storedTtlMs: number | null
 }
@@ -54,6 +54,7 @@ const REJECTION_KINDS: Readonly<Record<string, ErrorKind>> = {
   unsupported_file_type: 'unsupported_type',
   content_type_mismatch: 'unsupported_type',
   empty_file: 'invalid',
+  file_too_small: 'invalid',
 }
 
 export function createFinishUpload(deps: FinishUploadDeps): FinishUpload {
@@ -131,13 +132,13 @@ async function inspect(
   size: number,
   streamed: StreamedDigest | undefined,
 ): Promise<Verdict> {
-  if (size > deps.policy.maxSize) {
-    const message = `The file is ${size} bytes; the limit is ${deps.policy.maxSize} bytes.`
-    return { rejection: { code: 'file_too_large', message, detectedType: null } }
+  const refusal = sizeRefusal(size, deps.policy, 'received')
+  if (refusal) {
+    return { rejection: { code: refusal.code, message: refusal.message, detectedType: null } }
   }
-  if (size === 0) {
-    return { rejection: { code: 'empty_file', message: 'The file is empty.', detectedType: null } }
-  }
+  // Nothing to sniff and nothing to harm: an empty file (FILE_UPLOAD_MIN_SIZE=0) is what it was
+  // declared as, an allowed type checked at creation, or application/octet-stream.
+  if (size === 0) return { detectedType: file.declaredType ?? 'application/octet-stream' }
   const head = streamed?.head ?? (await deps.storage.readHead(file.storageKey, SNIFF_BYTES))
   const detectedType = await detectContentType(head, file.declaredType)
   if (!isAllowedType(detectedType, deps.policy.allowedTypes)) {

@@ -67,11 +67,45 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     },
   )
 
-  it('answers 413 when Upload-Length is over FILE_UPLOAD_MAX_SIZE', async () => {
+  it('answers 413 naming the size, the limit and the setting when Upload-Length is over FILE_UPLOAD_MAX_SIZE', async () => {
     const response = await createUpload(server.tusEndpoint, MAX_SIZE + 1, png)
     expect(response.status).toBe(413)
-    expect((await errorOf(response)).code).toBe('max_size_exceeded')
+    expect(await errorOf(response)).toEqual({
+      code: 'max_size_exceeded',
+      message: `The file is ${MAX_SIZE + 1} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    })
     await expectNothingLeftBehind()
+  })
+
+  it('answers 413 naming the size, the limit and the setting when a deferred length is declared over FILE_UPLOAD_MAX_SIZE, and keeps the offset', async () => {
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Defer-Length': '1', 'Upload-Metadata': encodeMetadata(png) },
+    })
+    const url = created.headers.get('location') ?? ''
+    const response = await patchUpload(url, 0, pngBytes(100), {
+      'Upload-Length': String(MAX_SIZE + 5),
+    })
+    expect(response.status).toBe(413)
+    expect(await errorOf(response)).toEqual({
+      code: 'max_size_exceeded',
+      message: `The file is ${MAX_SIZE + 5} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    })
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 413 naming where the body would end and the limit when a deferred-length upload would grow past FILE_UPLOAD_MAX_SIZE', async () => {
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Defer-Length': '1', 'Upload-Metadata': encodeMetadata(png) },
+    })
+    const url = created.headers.get('location') ?? ''
+    const response = await patchUpload(url, 0, pngBytes(MAX_SIZE + 10))
+    expect(response.status).toBe(413)
+    expect((await errorOf(response)).message).toBe(
+      `This body would take the upload to ${MAX_SIZE + 10} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    )
   })
 
   it('answers 400 when Upload-Metadata is not valid base64 pairs', async () => {
@@ -139,10 +173,14 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     await server.knex('upload_files').where({ batch_id: batch.id }).delete()
   })
 
-  it('answers 400 for an empty upload', async () => {
+  it('answers 400 for an empty upload, naming FILE_UPLOAD_MIN_SIZE', async () => {
     const response = await createUpload(server.tusEndpoint, 0, png)
     expect(response.status).toBe(400)
-    expect((await errorOf(response)).code).toBe('empty_file')
+    expect(await errorOf(response)).toEqual({
+      code: 'empty_file',
+      message:
+        'The file is empty (0 bytes); empty files are refused unless the server sets FILE_UPLOAD_MIN_SIZE=0.',
+    })
     await expectNothingLeftBehind()
   })
 
@@ -164,6 +202,29 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     expect((await errorOf(response)).code).toBe('unsupported_media_type')
     const head = await fetch(url, { method: 'HEAD', headers: TUS })
     expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 415 to a creation whose body is not application/offset+octet-stream, creating no upload', async () => {
+    const response = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: {
+        ...TUS,
+        'Upload-Length': '12',
+        'Upload-Metadata': encodeMetadata({ filename: 'a.txt', filetype: 'text/plain' }),
+        'Content-Type': 'text/plain',
+      },
+      body: 'Hello, tus!\n',
+    })
+    expect(response.status).toBe(415)
+    expect((await errorOf(response)).code).toBe('unsupported_media_type')
+    await expectNothingLeftBehind()
+  })
+
+  it('creates an upload from a bodiless POST whatever Content-Type it names', async () => {
+    const response = await createUpload(server.tusEndpoint, 100, png, {
+      'Content-Type': 'text/plain',
+    })
+    expect(response.status).toBe(201)
   })
 
   it('answers 409 when Upload-Offset does not match, and keeps the offset', async () => {
