@@ -28,7 +28,11 @@ import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
-import { createFinishUpload, type FinishUpload } from './uploads/finish-upload.ts'
+import {
+  createFinishUpload,
+  createScreenUpload,
+  type FinishUpload,
+} from './uploads/finish-upload.ts'
 import { UploadRepository } from './uploads/upload.repository.ts'
 import { UploadService } from './uploads/upload.service.ts'
 
@@ -147,22 +151,20 @@ export async function buildContainer(
   }
   // Timed and counted here, around the step, so the step itself knows nothing of metrics.
   const finishObserver = new FinishObservingUploadRepository(knex)
-  const finishUpload = measureFinish(
-    createFinishUpload({
-      uploads: finishObserver,
-      batches: batchRepository,
-      outbox: outboxRepository,
-      jobs,
-      storage: datastore.storage,
-      digests: datastore.digests,
-      transactions,
-      policy,
-      publicUrl,
-      logger,
-    }),
-    finishObserver,
-    metrics,
-  )
+  const finishDeps = {
+    uploads: finishObserver,
+    batches: batchRepository,
+    outbox: outboxRepository,
+    jobs,
+    storage: datastore.storage,
+    digests: datastore.digests,
+    transactions,
+    policy,
+    publicUrl,
+    logger,
+  }
+  const finishUpload = measureFinish(createFinishUpload(finishDeps), finishObserver, metrics)
+  const screenUpload = measureFinish(createScreenUpload(finishDeps), finishObserver, metrics)
   const uploads = new UploadService({
     uploads: uploadRepository,
     batches: batchRepository,
@@ -190,6 +192,7 @@ export async function buildContainer(
     locker,
     uploads,
     finishUpload,
+    screenUpload,
     maxSize: config.uploads.maxSize,
     checksumTempDir: config.uploads.checksumTempDir,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,

@@ -6,7 +6,8 @@ import type { CorsPolicy } from '../lib/cors-policy.ts'
 import { isAppError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
-import type { FinishUpload } from '../uploads/finish-upload.ts'
+import { SNIFF_BYTES } from '../uploads/content-type.ts'
+import { type FinishUpload, failureError, type ScreenUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
@@ -40,6 +41,8 @@ export interface TusDeps {
   readonly locker: Locker
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
+  /** The type check on an upload's first bytes, before the rest arrives. */
+  readonly screenUpload: ScreenUpload
   readonly maxSize: number
   /** Where bodies that carry Upload-Checksum wait until their digest is verified. */
   readonly checksumTempDir: string
@@ -82,6 +85,10 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     if (response.status >= 400) {
       const explain = (code: string) => explainSizeError(code, request, state?.file, deps.maxSize)
       return asJsonError(response, state?.retryAfterSeconds, explain)
+    }
+    if (state?.file && bringsSniffWindow(request, response)) {
+      const refused = await refuseByFirstBytes(state.file.id, deps)
+      if (refused) return refused
     }
     if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
     if (request.method === 'DELETE' && response.status === 204) {
@@ -270,6 +277,38 @@ function explainSizeError(
     return `This body would take the upload to ${end} bytes, past its Upload-Length of ${file.declaredSize} bytes.`
   }
   return `This body would take the upload to ${end} bytes; ${limit}.`
+}
+
+/**
+ * Whether this PATCH (or creation-with-upload POST) took the upload's offset across SNIFF_BYTES:
+ * its first bytes are in and its type can be judged. Later requests cost no check.
+ */
+function bringsSniffWindow(request: Request, response: Response): boolean {
+  if (request.method !== 'PATCH' && request.method !== 'POST') return false
+  const newOffset = Number(response.headers.get('upload-offset') ?? Number.NaN)
+  const startOffset = request.method === 'POST' ? 0 : Number(request.headers.get('upload-offset'))
+  return startOffset < SNIFF_BYTES && newOffset >= SNIFF_BYTES
+}
+
+/** The request's answer when the upload's first bytes are a refused type: its 415, else undefined. */
+async function refuseByFirstBytes(
+  id: string,
+  deps: Pick<TusDeps, 'screenUpload' | 'logger'>,
+): Promise<Response | undefined> {
+  let file: UploadFile | undefined
+  try {
+    file = await deps.screenUpload(id)
+  } catch (error) {
+    // The bytes are stored and the finish checks the type again: the PATCH itself succeeded.
+    deps.logger.warn('could not check the type of an upload from its first bytes', {
+      uploadId: id,
+      error,
+    })
+    return undefined
+  }
+  if (file?.status !== 'FAILED') return undefined
+  const error = failureError(file)
+  return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
 }
 
 function hasBody(headers: Headers): boolean {

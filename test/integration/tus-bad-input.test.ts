@@ -270,6 +270,72 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     expect((await server.storedFiles()).filter((name) => name.includes(id ?? '?'))).toEqual([])
   })
 
+  describe('the type, judged from the first 64 KiB before the rest is sent', () => {
+    const KiB = 1024
+    const SIZE = 300 * KiB
+
+    async function expectFailedAndRemoved(url: string, code: string) {
+      const id = url.split('/').at(-1) ?? '?'
+      const row = await server.knex('upload_files').where({ id }).first()
+      expect(row).toMatchObject({ status: 'FAILED', error_code: code })
+      expect(row.error_message).toMatch(/declared as image\/png/)
+      expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+      const head = await fetch(url, { method: 'HEAD', headers: TUS })
+      expect(head.status).toBe(410)
+    }
+
+    it('answers 415 to the first PATCH that brings a disallowed type, fails the row and removes its bytes', async () => {
+      const url = await newUpload(SIZE)
+      const response = await patchUpload(url, 0, elfBytes(SIZE).subarray(0, 100 * KiB))
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('unsupported_file_type')
+      await expectFailedAndRemoved(url, 'unsupported_file_type')
+    })
+
+    it('answers 204 to PATCHes below 64 KiB and 415 to the one that completes the window', async () => {
+      const url = await newUpload(SIZE)
+      const bytes = elfBytes(SIZE)
+      expect((await patchUpload(url, 0, bytes.subarray(0, 30 * KiB))).status).toBe(204)
+      const response = await patchUpload(url, 30 * KiB, bytes.subarray(30 * KiB, 70 * KiB))
+      expect(response.status).toBe(415)
+      await expectFailedAndRemoved(url, 'unsupported_file_type')
+    })
+
+    it('answers 415 content_type_mismatch at once to text declared as an image', async () => {
+      const url = await newUpload(SIZE)
+      const response = await patchUpload(url, 0, Buffer.alloc(80 * KiB, 'a'))
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('content_type_mismatch')
+      await expectFailedAndRemoved(url, 'content_type_mismatch')
+    })
+
+    it('answers 415 to a creation-with-upload POST whose body brings a disallowed type', async () => {
+      const response = await fetch(server.tusEndpoint, {
+        method: 'POST',
+        headers: {
+          ...TUS,
+          'Upload-Length': String(SIZE),
+          'Upload-Metadata': encodeMetadata(png),
+          'Content-Type': 'application/offset+octet-stream',
+        },
+        body: elfBytes(SIZE).subarray(0, 100 * KiB),
+      })
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('unsupported_file_type')
+      const [row] = await server.knex('upload_files').orderBy('created_at', 'desc').limit(1)
+      expect(await countRows(server.knex, 'upload_files')).toBe(rowsBefore + 1)
+      expect(row).toMatchObject({ status: 'FAILED', error_code: 'unsupported_file_type' })
+      expect((await server.storedFiles()).filter((name) => name.includes(row.id))).toEqual([])
+    })
+
+    it('goes on taking the chunks of an allowed type', async () => {
+      const url = await newUpload(SIZE)
+      const bytes = pngBytes(SIZE)
+      expect((await patchUpload(url, 0, bytes.subarray(0, 100 * KiB))).status).toBe(204)
+      expect((await patchUpload(url, 100 * KiB, bytes.subarray(100 * KiB))).status).toBe(204)
+    })
+  })
+
   it('answers 405 to GET on the tus endpoint: downloads live under /api', async () => {
     const url = await newUpload(10)
     const response = await fetch(url, { headers: TUS })
