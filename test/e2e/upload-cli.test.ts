@@ -140,6 +140,20 @@ describe('tusbox upload against a server without authentication', () => {
     expect(await resumeEntries()).toEqual([])
   })
 
+  it('reports a file over the server limit with its size, the limit and the setting to change', async () => {
+    const small = await startTestServer({ FILE_UPLOAD_MAX_SIZE: '10000' })
+    try {
+      const big = await file('big.png', pngBytes(12_345))
+      const result = await upload(small.tusEndpoint, [big])
+      expect(result.code).toBe(1)
+      expect(result.stdout + result.stderr).toContain(
+        'The file is 12345 bytes; the limit is 10000 bytes (FILE_UPLOAD_MAX_SIZE on the server).',
+      )
+    } finally {
+      await small.close()
+    }
+  })
+
   it('with --batch puts every file in one batch, completes it and records batch.completed', async () => {
     const paths = await Promise.all(
       ['a.png', 'b.png', 'c.csv'].map((name, index) =>
