@@ -5,6 +5,7 @@ import type { Config } from './config.ts'
 import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
+import { checkDatabaseReachable } from './db/reachability.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
@@ -67,6 +68,7 @@ export interface Container {
 /** Starts PostgreSQL when tusbox owns it (no DATABASE_URL), connects, and migrates. */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   if (config.database.kind === 'external') {
+    await checkDatabaseReachable(config.database.url)
     const knex = createKnex(config.database.url, logger)
     await migrateOrClose(knex)
     return { connection: config.database.url, knex, close: () => knex.destroy() }

@@ -1,14 +1,13 @@
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { FileOutcome, UploadRunResult } from '../../src/client/upload-run.ts'
 import { csvBytes, elfBytes, MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { startPausingProxy } from '../helpers/pausing-proxy.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { runTusbox, spawnTusbox } from '../helpers/tusbox-process.ts'
@@ -52,15 +51,6 @@ async function upload(endpoint: string, args: readonly string[], env: Record<str
   expect(result.stdout).not.toContain(ESCAPE)
   expect(result.stderr).not.toContain(ESCAPE)
   return result
-}
-
-/** A port on 127.0.0.1 that was free a moment ago and that nothing listens on now. */
-async function closedPort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  return port
 }
 
 function outcome(output: Output, name: string): FileOutcome {
