@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import path from 'node:path'
+import { runCommand } from './run-command.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const BIN = path.join(ROOT, 'bin/tusbox.js')
@@ -32,21 +32,11 @@ export function spawnNpmStart(_args: readonly string[], env: Record<string, stri
 }
 
 /** Runs a tusbox command to its end and collects what it printed. */
-export async function runTusbox(
+export function runTusbox(
   args: readonly string[],
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTusbox(args, env)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString()
-  })
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString()
-  })
-  const [code] = await once(child, 'exit')
-  return { code, stdout, stderr }
+  return runCommand(process.execPath, [BIN, ...args], { env: testEnv(env) })
 }
 
 /** Resolves with the first JSON log line whose message is `message`. */
