@@ -126,3 +126,32 @@ describe('every command, with a DATABASE_URL where nothing listens', () => {
     },
   )
 })
+
+describe('tusbox check-config, which Docker Compose runs before the server and the worker', () => {
+  const deployment = { DATABASE_URL: 'postgres://tusbox:tusbox@127.0.0.1:1/tusbox' }
+
+  it('exits 1 naming the setting to add when serving would refuse anonymous uploads, connecting to nothing', async () => {
+    const result = await runTusbox(['check-config'], {
+      ...deployment,
+      AUTH_ALLOW_ANONYMOUS: 'false',
+    })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('AUTH_MODE=(unset)')
+    expect(result.stderr).toContain('AUTH_ALLOW_ANONYMOUS=true')
+  })
+
+  it('exits 1 naming AUTH_JWT_SECRET when AUTH_MODE=jwt has no key', async () => {
+    const result = await runTusbox(['check-config'], { ...deployment, AUTH_MODE: 'jwt' })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('AUTH_JWT_SECRET')
+  })
+
+  it('exits 0 for settings serve accepts', async () => {
+    const result = await runTusbox(['check-config'], {
+      ...deployment,
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_SECRET: 'a'.repeat(32),
+    })
+    expect(result).toMatchObject({ code: 0, stdout: 'tusbox: the configuration is valid\n' })
+  })
+})
