@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { loadConfig, SETTING_NAMES } from '../../src/config.ts'
@@ -33,7 +33,7 @@ async function composeServices(): Promise<Record<string, ComposeService>> {
 /** Settings without which the stack must not start: Compose itself stops and names them. */
 const REQUIRED_IN_COMPOSE = new Set(['AUTH_MODE'])
 
-describe('.env.example, README and docker-compose.yml', () => {
+describe('.env.example, the configuration table and docker-compose.yml', () => {
   it('.env.example documents every setting tusbox reads, and no other', async () => {
     const documented = documentedSettings(await read('.env.example'))
     expect([...documented.keys()].sort()).toEqual([...SETTING_NAMES].sort())
@@ -46,9 +46,14 @@ describe('.env.example, README and docker-compose.yml', () => {
     expect(loadConfig(Object.fromEntries(documented))).toEqual(loadConfig({}))
   })
 
-  it('the README configuration table lists every setting', async () => {
-    const readme = await read('README.md')
-    const missing = SETTING_NAMES.filter((name) => !readme.includes(`| \`${name}\``))
+  it('the configuration table lists every setting, in whichever document holds it', async () => {
+    const documents = await Promise.all(
+      ['README.md', ...(await readdir(new URL('../../docs/', import.meta.url)))]
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => read(name === 'README.md' ? name : `docs/${name}`)),
+    )
+    const table = documents.find((text) => text.includes(`| \`${SETTING_NAMES[0]}\``)) ?? ''
+    const missing = SETTING_NAMES.filter((name) => !table.includes(`| \`${name}\``))
     expect(missing).toEqual([])
   })
 
