@@ -62,3 +62,10 @@ describe('links in README.md and docs/*.md', () => {
     expect(broken).toEqual([])
   })
 })
+
+describe('README.md', () => {
+  it('stays under 20 KB: the reference lives in docs/', async () => {
+    const readme = await readFile(path.join(ROOT, 'README.md'))
+    expect(readme.length).toBeLessThanOrEqual(20 * 1024)
+  })
+})
