@@ -173,6 +173,10 @@ const settingsSchema = z.object({
   UPLOAD_EXPIRATION: duration.prefault('24h'),
   FILE_UPLOAD_TTL: duration.optional(),
   CHECKSUM_TEMP_DIR: z.string().optional(),
+  CHECKSUM_BUFFER_MAX_BYTES: positiveInteger.default(1024 * MiB),
+  CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: positiveInteger.default(256 * MiB),
+  CHECKSUM_MIN_BYTES_PER_SECOND: positiveInteger.default(1024),
+  CHECKSUM_RATE_WINDOW: duration.prefault('60s'),
   WEBHOOK_URLS: urlList.default([]),
   WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   WEBHOOK_TIMEOUT: duration.prefault('10s'),
@@ -186,11 +190,13 @@ const settingsSchema = z.object({
   AUTH_JWKS_URL: url.optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
+  AUTH_MAX_TOKEN_AGE: duration.optional(),
   AUTH_ADMIN_CLAIM: adminClaim.prefault('tusbox_admin'),
   AUTH_ALLOW_ANONYMOUS: boolean.prefault('false'),
   CORS_ALLOWED_ORIGINS: originList.prefault(''),
   MAX_UNFINISHED_UPLOADS_PER_OWNER: positiveInteger.default(100),
   MAX_BYTES_IN_FLIGHT_PER_OWNER: positiveInteger.default(5 * 1024 * MiB),
+  MAX_OPEN_BATCHES_PER_OWNER: positiveInteger.default(100),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be "json" or "pretty"' }).optional(),
   WORKER_METRICS_PORT: port.min(1, 'must be between 1 and 65535').optional(),
@@ -241,6 +247,13 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
   ) {
     problem('FILE_UPLOAD_MIN_SIZE', `must not exceed FILE_UPLOAD_MAX_SIZE (${maxSize})`)
   }
+  const { CHECKSUM_BUFFER_MAX_BYTES: total, CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: share } = settings
+  if (typeof total === 'number' && typeof share === 'number' && share > total) {
+    problem(
+      'CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER',
+      `must not exceed CHECKSUM_BUFFER_MAX_BYTES (${total})`,
+    )
+  }
   const { S3_MIN_PART_SIZE: min, S3_PART_SIZE: preferred } = settings
   if (typeof min === 'number' && typeof preferred === 'number' && min > preferred) {
     problem('S3_MIN_PART_SIZE', `must not exceed S3_PART_SIZE (${preferred})`)
@@ -258,12 +271,47 @@ function checkAuth(
       'AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256/ES256)',
     )
   }
+  if (mode === 'jwt' && jwksUrl && !settings.AUTH_AUDIENCE) {
+    problem(
+      'AUTH_AUDIENCE',
+      'is required with AUTH_JWKS_URL: an identity provider signs tokens for every application it serves, and only the audience tells those meant for tusbox apart',
+    )
+  }
+  if (typeof jwksUrl === 'string' && URL.canParse(jwksUrl) && !isSafeKeyUrl(new URL(jwksUrl))) {
+    problem(
+      'AUTH_JWKS_URL',
+      'must be an https:// URL (http:// only on localhost, 127.0.0.1 or [::1]): keys fetched in clear text can be swapped on the way',
+    )
+  }
   if (mode === 'none' && (secret || jwksUrl)) {
     problem(
       secret ? 'AUTH_JWT_SECRET' : 'AUTH_JWKS_URL',
       'is set but AUTH_MODE=none ignores it: set AUTH_MODE=jwt',
     )
   }
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+function isSafeKeyUrl(url: URL): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))
+}
+
+/**
+ * Settings whose value must never be printed: a config error names them and the rule only
+ * (security review). DATABASE_URL usually carries a password.
+ */
+const SECRET_SETTINGS = new Set([
+  'AUTH_JWT_SECRET',
+  'WEBHOOK_SECRET',
+  'AWS_SECRET_ACCESS_KEY',
+  'DATABASE_URL',
+])
+
+/** `NAME="value"` for a plain setting, `NAME=(hidden)` for a secret one. */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(unset)'
+  return SECRET_SETTINGS.has(name) ? '(hidden)' : JSON.stringify(value)
 }
 
 /**
@@ -290,6 +338,8 @@ export type AuthConfig =
         | { readonly kind: 'jwks'; readonly url: string }
       readonly issuer: string | undefined
       readonly audience: string | undefined
+      /** Tokens issued (iat) longer ago than this are refused, whatever their exp. */
+      readonly maxTokenAgeSeconds: number | undefined
       readonly adminClaim: { readonly name: string; readonly value: string | undefined }
     }
 
@@ -321,6 +371,10 @@ export interface Config {
     readonly storedTtlMs: number | null
     /** Where PATCH bodies that carry Upload-Checksum wait while their digest is verified. */
     readonly checksumTempDir: string
+    /** What those bodies may hold on disk at once in this process: in all, and per owner. */
+    readonly checksumBuffer: { readonly totalBytes: number; readonly perOwnerBytes: number }
+    /** Those bodies must arrive at least this fast on average over each window. */
+    readonly checksumRateFloor: { readonly minBytesPerSecond: number; readonly windowMs: number }
   }
   readonly outbox: {
     readonly webhookUrls: readonly string[]
@@ -342,6 +396,8 @@ export interface Config {
   readonly ownerLimits: {
     readonly maxUnfinishedUploads: number
     readonly maxBytesInFlight: number
+    /** Batches neither declared complete nor completed. */
+    readonly maxOpenBatches: number
   }
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent'
   /** LOG_FORMAT; undefined: pretty when stderr is a terminal, JSON otherwise. */
@@ -393,8 +449,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? 'environment')
-        const value = env[name]
-        return `${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}: ${issue.message}`
+        return `${name}=${shownValue(name, env[name])}: ${issue.message}`
       }),
     )
   }
@@ -426,6 +481,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       expirationMs: settings.UPLOAD_EXPIRATION,
       storedTtlMs: settings.FILE_UPLOAD_TTL ?? null,
       checksumTempDir: settings.CHECKSUM_TEMP_DIR ?? tmpdir(),
+      checksumBuffer: {
+        totalBytes: settings.CHECKSUM_BUFFER_MAX_BYTES,
+        perOwnerBytes: settings.CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER,
+      },
+      checksumRateFloor: {
+        minBytesPerSecond: settings.CHECKSUM_MIN_BYTES_PER_SECOND,
+        windowMs: settings.CHECKSUM_RATE_WINDOW,
+      },
     },
     outbox: {
       webhookUrls: settings.WEBHOOK_URLS,
@@ -444,6 +507,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ownerLimits: {
       maxUnfinishedUploads: settings.MAX_UNFINISHED_UPLOADS_PER_OWNER,
       maxBytesInFlight: settings.MAX_BYTES_IN_FLIGHT_PER_OWNER,
+      maxOpenBatches: settings.MAX_OPEN_BATCHES_PER_OWNER,
     },
     logLevel: settings.LOG_LEVEL,
     logFormat: settings.LOG_FORMAT,
@@ -482,6 +546,8 @@ function authConfig(settings: z.infer<typeof schema>): AuthConfig {
     key: secret ? { kind: 'secret', secret } : { kind: 'jwks', url: jwksUrl as string },
     issuer: settings.AUTH_ISSUER,
     audience: settings.AUTH_AUDIENCE,
+    maxTokenAgeSeconds:
+      settings.AUTH_MAX_TOKEN_AGE === undefined ? undefined : settings.AUTH_MAX_TOKEN_AGE / 1000,
     adminClaim: settings.AUTH_ADMIN_CLAIM,
   }
 }

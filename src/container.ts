@@ -7,6 +7,7 @@ import { type ConnectionSettings, createKnex, transactionRunner } from './db/kne
 import { migrateLatest } from './db/migrate.ts'
 import { checkDatabaseReachable } from './db/reachability.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
+import { anonymousHostNames } from './http/host-check.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
 import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
@@ -24,6 +25,7 @@ import {
 import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
+import { BufferBudget } from './tus/buffer-budget.ts'
 import { createDatastore, type Datastore } from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler } from './tus/tus-server.ts'
@@ -197,6 +199,8 @@ export async function buildContainer(
     screenUpload,
     maxSize: config.uploads.maxSize,
     checksumTempDir: config.uploads.checksumTempDir,
+    checksumBudget: new BufferBudget(config.uploads.checksumBuffer),
+    checksumRateFloor: config.uploads.checksumRateFloor,
     publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
     cors,
     logger,
@@ -211,6 +215,7 @@ export async function buildContainer(
     tus,
     authenticate,
     demoPage: config.http.demoPage,
+    hostNames: config.auth.mode === 'none' ? anonymousHostNames(config.http) : undefined,
     cors,
     uploads,
     batches: new BatchService({
@@ -220,6 +225,7 @@ export async function buildContainer(
       jobs,
       transactions,
       publicUrl,
+      maxOpenBatchesPerOwner: config.ownerLimits.maxOpenBatches,
     }),
     operations,
     readiness,

@@ -64,6 +64,30 @@ export function cpuSnapshot(): CpuSnapshot {
   }
 }
 
+/** The fields of a /proc/.../stat file after the command name (in parentheses, may hold spaces). */
+function statFields(statPath: string): string[] {
+  const text = readFileSync(statPath, 'utf8')
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')
+}
+
+function userAndSystemSeconds(statPath: string): number {
+  const fields = statFields(statPath)
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+}
+
+/** CPU seconds a process has used so far, all its threads together. */
+export function processCpuSeconds(pid: number): number {
+  return userAndSystemSeconds(`/proc/${pid}/stat`)
+}
+
+/**
+ * CPU seconds of a process's main thread (its thread id is its pid): the thread that runs the
+ * event loop and every request, so work moved to a worker thread leaves this figure.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return userAndSystemSeconds(`/proc/${pid}/task/${pid}/stat`)
+}
+
 interface ProcStat {
   readonly parent: number
   readonly seconds: number
@@ -75,9 +99,7 @@ function treeCpuSeconds(root: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const text = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // The command name is in parentheses and may hold spaces: fields start after the last ')'.
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+      const fields = statFields(`/proc/${entry}/stat`)
       const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number)
       stats.set(Number(entry), {
         parent: Number(fields[1]),

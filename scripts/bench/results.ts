@@ -19,6 +19,12 @@ export interface Figure {
   readonly digits: number
 }
 
+/** One subject's values for one figure. */
+export interface Series {
+  readonly figure: Figure
+  readonly subject: Subject
+}
+
 /** Every value of every run, by figure and subject, in the order they were measured. */
 export class Results {
   readonly figures: Figure[] = []
@@ -52,6 +58,20 @@ export class Results {
 
   median(figure: Figure, subject: Subject): number | undefined {
     return median(this.runs(figure, subject))
+  }
+
+  /**
+   * The median of the run-by-run ratios of two series. Run i of every subject was measured in the
+   * same round of turns, so a change in the machine's load hits both sides of a pair alike.
+   */
+  pairedRatio(numerator: Series, denominator: Series): number | undefined {
+    const top = this.runs(numerator.figure, numerator.subject)
+    const bottom = this.runs(denominator.figure, denominator.subject)
+    const ratios = top.flatMap((value, index) => {
+      const paired = ratio(value, bottom[index])
+      return paired === undefined ? [] : [paired]
+    })
+    return median(ratios)
   }
 
   toJSON() {
@@ -93,6 +113,8 @@ export interface Target {
   /** `at most` for costs (latency, memory), `at least` for the rest. */
   readonly direction: 'at least' | 'at most'
   readonly goal: number
+  /** The absolute medians behind a ratio (the reference's among them), shown beside it. */
+  readonly basis: string
 }
 
 export function passes(target: Target): boolean | undefined {
@@ -144,9 +166,11 @@ export function targetsTable(targets: readonly Target[]): string {
     const result = pass === undefined ? 'n/a' : pass ? 'PASS' : 'MISS'
     const measured = `${formatValue(target.measured, target.digits)}${target.unit}`
     const goal = `${target.direction === 'at least' ? '≥' : '≤'} ${target.goal}${target.unit}`
-    return `| ${target.label} | ${measured} | ${goal} | ${result} |`
+    return `| ${target.label} | ${measured} | ${goal} | ${result} | ${target.basis} |`
   })
-  return ['| Target | Measured | Goal | Result |', '| --- | ---: | ---: | :---: |', ...rows].join(
-    '\n',
-  )
+  return [
+    '| Target | Measured | Goal | Result | Medians behind it |',
+    '| --- | ---: | ---: | :---: | --- |',
+    ...rows,
+  ].join('\n')
 }

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, readdir, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3'
 import { SETTING_NAMES } from '../../src/config.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
@@ -108,18 +108,21 @@ export function startBenchServer(
 
 /**
  * `tusbox serve` as ops run it (bin/tusbox.js), with only the settings given here: none
- * inherited from the shell or a .env (it runs in the work directory, which has none).
+ * inherited from the shell or a .env (it runs in the work directory, which has none). The
+ * settings it knows are this checkout's (SETTING_NAMES): another checkout gets the same ones.
  */
 export async function startTusbox(
   name: string,
   settings: Record<string, string>,
   workdir: string,
+  /** The checkout whose bin/tusbox.js runs: another one to compare two versions. */
+  checkout = ROOT,
 ): Promise<ChildServer> {
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !SETTING_NAMES.includes(key)),
   )
   const server = await startChild({
-    args: [path.join(ROOT, 'bin/tusbox.js'), 'serve'],
+    args: [path.join(checkout, 'bin/tusbox.js'), 'serve'],
     env: { ...inherited, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...settings },
     cwd: workdir,
     logFile: path.join(workdir, `tusbox-${name}.log`),
@@ -163,19 +166,50 @@ export async function emptyDirectory(directory: string): Promise<void> {
   )
 }
 
-export const S3_CREDENTIALS = {
-  accessKeyId: 'tusbox-bench',
-  secretAccessKey: 'tusbox-bench-secret',
+/** Where D and E put their bytes, and how to sign in there. */
+export interface S3Endpoint {
+  readonly url: string
+  readonly region: string
+  readonly accessKeyId: string
+  readonly secretAccessKey: string
+  /** For the report: which S3 server this is. */
+  readonly description: string
 }
-export const S3_REGION = 'us-east-1'
+
+/**
+ * The S3 server named by the S3_TEST_* settings the tests read (for example a radosgw started by
+ * scripts/start-ceph-rgw.sh), or undefined: the benchmark then starts the fauxqs test server.
+ */
+export function externalS3(env: NodeJS.ProcessEnv = process.env): S3Endpoint | undefined {
+  const url = env.S3_TEST_ENDPOINT
+  if (!url) return undefined
+  return {
+    url,
+    region: env.S3_TEST_REGION ?? 'us-east-1',
+    accessKeyId: env.S3_TEST_ACCESS_KEY_ID ?? 'minioadmin',
+    secretAccessKey: env.S3_TEST_SECRET_ACCESS_KEY ?? 'minioadmin',
+    description: `the S3 server at ${url} (S3_TEST_ENDPOINT)`,
+  }
+}
+
+/** The fauxqs test server's endpoint, once scripts/bench/s3-server.ts announced its URL. */
+export function testS3(url: string): S3Endpoint {
+  return {
+    url,
+    region: 'us-east-1',
+    accessKeyId: 'tusbox-bench',
+    secretAccessKey: 'tusbox-bench-secret',
+    description: 'the fauxqs test server (test/helpers/s3-server.ts)',
+  }
+}
 
 /** An S3 client configured as tusbox configures its own for an S3-compatible endpoint. */
-export function s3Client(endpoint: string): S3Client {
+export function s3Client(endpoint: S3Endpoint): S3Client {
   return new S3Client({
-    endpoint,
-    region: S3_REGION,
+    endpoint: endpoint.url,
+    region: endpoint.region,
     forcePathStyle: true,
-    credentials: S3_CREDENTIALS,
+    credentials: { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   })
@@ -183,4 +217,8 @@ export function s3Client(endpoint: string): S3Client {
 
 export async function createBucket(client: S3Client, bucket: string): Promise<void> {
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
+}
+
+export async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }))
 }

@@ -1,4 +1,10 @@
-import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose'
+import {
+  createRemoteJWKSet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+  jwtVerify,
+} from 'jose'
 import type { AuthConfig } from '../config.ts'
 import { AppError } from '../lib/errors.ts'
 
@@ -25,6 +31,17 @@ const SECRET_ALGORITHMS = ['HS256']
  */
 const JWKS_COOLDOWN_MS = 30_000
 
+/**
+ * Clocks of the identity provider and of tusbox may differ this much: `exp` and `nbf` are
+ * checked with it, and an `iat` further in the future is refused (jose checks `iat` only with
+ * maxTokenAge). A minute covers NTP-synchronised hosts with room to spare.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 60
+
+/** C0 controls and DEL: Postgres text refuses NUL, and a log line must not be forged. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
+
 export function createAuthenticate(
   config: AuthConfig,
   options: { readonly jwksCooldownMs?: number } = {},
@@ -47,9 +64,26 @@ export function createAuthenticate(
       algorithms,
       issuer: config.issuer,
       audience: config.audience,
+      // A token without exp would be valid forever (security review L3).
+      requiredClaims: ['exp'],
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      ...(config.maxTokenAgeSeconds === undefined
+        ? {}
+        : { maxTokenAge: config.maxTokenAgeSeconds }),
     })
-    if (typeof payload.sub !== 'string' || payload.sub === '') {
-      throw unauthenticated('invalid_token', 'The token has no subject (sub claim).')
+    const now = Math.floor(Date.now() / 1000)
+    if (typeof payload.iat === 'number' && payload.iat > now + CLOCK_TOLERANCE_SECONDS) {
+      throw unauthenticated('invalid_token', 'The token was issued in the future (iat claim).')
+    }
+    if (
+      typeof payload.sub !== 'string' ||
+      payload.sub === '' ||
+      CONTROL_CHARACTER.test(payload.sub)
+    ) {
+      throw unauthenticated(
+        'invalid_token',
+        'The token has no usable subject (sub claim): it must be non-empty text without control characters.',
+      )
     }
     return { owner: payload.sub, admin: hasClaim(payload, config.adminClaim) }
   }
@@ -74,7 +108,7 @@ function bearerToken(authorization: string | undefined): string {
 async function verify(
   token: string,
   key: JWTVerifyGetKey,
-  options: { algorithms: string[]; issuer: string | undefined; audience: string | undefined },
+  options: JWTVerifyOptions,
 ): Promise<JWTPayload> {
   try {
     return (await jwtVerify(token, key, options)).payload

@@ -11,6 +11,7 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
+import { onlyHostNames } from './host-check.ts'
 import { requestContext } from './request-context.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
@@ -32,6 +33,8 @@ export interface AppDeps {
   readonly operations: OutboxOperations
   readonly readiness: readonly ReadinessCheck[]
   readonly demoPage: boolean
+  /** The only Host names answered (AUTH_MODE=none); undefined answers any. */
+  readonly hostNames: ReadonlySet<string> | undefined
   readonly metrics: MetricsExposition
   readonly logger: Logger
 }
@@ -40,6 +43,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   app.use('*', requestContext(deps.logger))
+  if (deps.hostNames) app.use('*', onlyHostNames(deps.hostNames))
   app.use('*', cors(deps.cors, TUS_PATH))
   const authenticate = authenticateRequests(deps.authenticate)
   app.use(TUS_PATH, authenticate)

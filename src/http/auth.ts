@@ -20,7 +20,12 @@ export function authenticateRequests(authenticate: Authenticate): MiddlewareHand
 }
 
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (!c.get('principal').admin) {
+  // A bare OPTIONS (not a preflight, which CORS answers) passed authentication unchecked.
+  const principal: Principal | undefined = c.get('principal')
+  if (!principal) {
+    throw new AppError('unauthenticated', 'missing_token', 'Send Authorization: Bearer <token>.')
+  }
+  if (!principal.admin) {
     throw new AppError('forbidden', 'admin_required', 'This endpoint needs an admin token.')
   }
   await next()

@@ -12,6 +12,12 @@ export function jsonError(c: Context, status: ContentfulStatusCode, code: string
 
 /** The JSON API's single mapping from errors to responses; internals never reach the client. */
 export function handleError(error: Error, c: Context, logger: Logger) {
+  // A client that hung up mid-body makes reading it fail with ECONNRESET, which is not the
+  // database's: nobody is left to answer, and nothing is wrong with the service.
+  if (c.req.raw.signal.aborted) {
+    logger.info('request aborted by the client', { method: c.req.method, path: c.req.path })
+    return jsonError(c, 400, 'request_aborted', 'The request ended before it was complete.')
+  }
   if (error instanceof RangeNotSatisfiableError) {
     c.header('Content-Range', `bytes */${error.size}`)
   }

@@ -4,6 +4,7 @@ import { type FileHandle, mkdir, open, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import type { ReadableStreamReadResult } from 'node:stream/web'
+import { type RateFloorOptions, watchRateFloor } from './rate-floor.ts'
 
 /**
  * The tus checksum extension (https://tus.io/protocols/resumable-upload#checksum), which
@@ -36,10 +37,12 @@ export interface ChecksumOptions {
   /** Where bodies wait while their digest is computed. */
   readonly tempDir: string
   /**
-   * The largest body that may be buffered: the largest upload. No body of a valid request is
-   * longer, so a checksummed request never holds more disk than a plain PATCH could fill.
+   * The largest body that may be buffered: what the upload can still take, and no more than
+   * the buffer budget lets one body hold. The caller works it out once the request is admitted.
    */
   readonly maxBodySize: number
+  /** Bodies that arrive slower than this are cut (408) and their buffer removed. */
+  readonly rateFloor: RateFloorOptions
 }
 
 /** The request may go on to @tus/server; `release` removes what verifying it left on disk. */
@@ -74,23 +77,26 @@ interface ReceivedBody {
 }
 
 /**
- * Verifies Upload-Checksum on a PATCH, or on a creation-with-upload POST (which carries the first
- * chunk), before any byte of its body reaches the store.
+ * True when `request` carries upload bytes under Upload-Checksum: a PATCH, or a
+ * creation-with-upload POST (which carries the first chunk). Only these are buffered, and the
+ * caller admits them (id, owner, limits, buffer budget) before verifyChecksum reads a byte.
  */
+export function carriesChecksummedBody(request: Request): boolean {
+  if (request.headers.get('upload-checksum') === null) return false
+  if (request.method === 'PATCH') return true
+  // A creation POST without upload data appends no bytes: there is nothing to verify.
+  return request.method === 'POST' && request.headers.get('content-type') === UPLOAD_CONTENT_TYPE
+}
+
+/** Verifies Upload-Checksum before any byte of the body reaches the store. */
 export async function verifyChecksum(
   request: Request,
   options: ChecksumOptions,
 ): Promise<ChecksumResult> {
   const header = request.headers.get('upload-checksum')
-  if (header === null || (request.method !== 'PATCH' && request.method !== 'POST')) {
-    return passedUntouched(request)
-  }
+  if (header === null || !carriesChecksummedBody(request)) return passedUntouched(request)
   const expected = parseUploadChecksum(header)
   if (!expected.ok) return expected
-  // A creation POST without upload data appends no bytes: there is nothing to verify.
-  if (request.method === 'POST' && request.headers.get('content-type') !== UPLOAD_CONTENT_TYPE) {
-    return passedUntouched(request)
-  }
   if (Number(request.headers.get('content-length') ?? 0) > options.maxBodySize) {
     return tooLarge(options.maxBodySize)
   }
@@ -99,7 +105,7 @@ export async function verifyChecksum(
   const file = path.join(options.tempDir, `tusbox-checksum-${randomUUID()}`)
   let passed: ChecksumPassed | undefined
   try {
-    const received = await receive(request.body, file, expected.algorithm, options.maxBodySize)
+    const received = await receive(request.body, file, expected.algorithm, options)
     if (!received.ok) return received
     if (!timingSafeEqual(received.digest, expected.digest)) {
       return refused(
@@ -159,19 +165,25 @@ function passedUntouched(request: Request): ChecksumPassed {
   return { ok: true, request, release: async () => {} }
 }
 
-/** Writes the body to `file` and hashes it on the way; reading stops at `limit` bytes. */
+/**
+ * Writes the body to `file` and hashes it on the way; reading stops at `maxBodySize` bytes, or
+ * when the body arrives slower than the rate floor.
+ */
 async function receive(
   body: ReadableStream<Uint8Array> | null,
   file: string,
   algorithm: string,
-  limit: number,
+  options: ChecksumOptions,
 ): Promise<ReceivedBody | ChecksumRefused> {
+  const limit = options.maxBodySize
   const hash = createHash(algorithm)
   // 0o600: the body is someone's file, and the temporary directory may be shared.
   const handle = await open(file, 'wx', 0o600)
+  const reader = body?.getReader()
+  // Cancelling ends the pending read with done: true; `tripped` tells it from a complete body.
+  const floor = watchRateFloor(options.rateFloor, () => void reader?.cancel().catch(() => {}))
   let size = 0
   try {
-    const reader = body?.getReader()
     while (reader) {
       let next: ReadableStreamReadResult<Uint8Array>
       try {
@@ -180,8 +192,10 @@ async function receive(
         // The client went away mid-body: nothing of it may reach the store.
         return refused(400, 'request_aborted', 'The request body ended before it was complete.')
       }
+      if (floor.tripped) return tooSlow(options.rateFloor)
       if (next.done) break
       size += next.value.byteLength
+      floor.received(next.value.byteLength)
       if (size > limit) {
         await reader.cancel()
         return tooLarge(limit)
@@ -190,6 +204,7 @@ async function receive(
       await writeAll(handle, next.value)
     }
   } finally {
+    floor.stop()
     await handle.close()
   }
   return { ok: true, digest: hash.digest(), size }
@@ -225,6 +240,14 @@ function forwardFromFile(request: Request, file: string, size: number): Checksum
       await rm(file, { force: true })
     },
   }
+}
+
+function tooSlow(floor: RateFloorOptions): ChecksumRefused {
+  return refused(
+    408,
+    'body_too_slow',
+    `The body arrived slower than ${floor.minBytesPerSecond} bytes per second over ${floor.windowMs / 1000} s; none of it was stored. Resume the upload.`,
+  )
 }
 
 function tooLarge(limit: number): ChecksumRefused {

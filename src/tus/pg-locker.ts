@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto'
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils'
 import pg from 'pg'
+import { advisoryKey } from '../db/advisory-lock.ts'
 import type { ConnectionSettings } from '../db/knex.ts'
 import { type Logger, withoutLogContext } from '../lib/logger.ts'
 
@@ -356,15 +356,6 @@ class Session {
     this.#open = false
     this.#events.ended(this)
   }
-}
-
-/**
- * The first 8 bytes of SHA-256 as a signed bigint. Advisory keys are shared by everything in the
- * database; with 64 bits, a collision with another upload or with pg-boss's own locks (also 64-bit
- * hash prefixes, in the same single-bigint key space) is negligible. 32-bit hashtext() would not be.
- */
-function advisoryKey(id: string): string {
-  return createHash('sha256').update(id).digest().readBigInt64BE(0).toString()
 }
 
 /** Resolves on the first of: `promise`, `ms` elapsed, `signal` aborted. */

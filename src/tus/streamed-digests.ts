@@ -1,12 +1,13 @@
-import { createHash, type Hash } from 'node:crypto'
 import { pipeline, type Readable, Transform } from 'node:stream'
 import type { StreamedDigest, StreamedDigests } from '../uploads/types.ts'
+import { OffThreadSha256 } from './off-thread-sha256.ts'
 import type { LockWatcher } from './pg-locker.ts'
 
 /**
  * How many uploads may have a digest in progress at once. Each costs its SHA-256 state (a few
- * hundred bytes) and up to `headBytes` of head (64 KiB): about 64 MiB at worst. Beyond it the
- * least recently written upload loses its digest and is read back when it finishes.
+ * hundred bytes, on the hashing thread) and up to `headBytes` of head (64 KiB): about 64 MiB at
+ * worst. Beyond it the least recently written upload loses its digest and is read back when it
+ * finishes.
  */
 const MAX_UPLOADS = 1000
 
@@ -29,7 +30,7 @@ export interface StreamedDigestOptions {
 
 /** Bytes [0, length) of one upload, as they passed through this process on their way to the store. */
 interface Digesting {
-  readonly hash: Hash
+  readonly hash: OffThreadSha256
   length: number
   head: Buffer
   lastUsedAt: number
@@ -41,10 +42,12 @@ interface Digesting {
 
 /**
  * SHA-256 and head of each upload, computed from the bytes as they stream into the store, so the
- * finish step reads neither. Node's native SHA-256 (about 1.1 GB/s here, faster than bytes
- * arrive) cannot be serialized, so a digest lives only in the memory of the process that saw
- * the bytes; hash-wasm can save its state but runs at 160 MB/s, slower than uploads. A digest is
- * kept only while it provably covers exactly the stored bytes:
+ * finish step reads neither. The hashing runs on a worker thread (OffThreadSha256): the request
+ * thread only copies the bytes, which costs it far less than hashing them. Node's native SHA-256
+ * (about 1.1 GB/s here, faster than bytes arrive) cannot be serialized, so a digest lives only in
+ * the memory of the process that saw the bytes; hash-wasm can save its state but runs at
+ * 160 MB/s, slower than uploads. A digest is kept only while it provably covers exactly the
+ * stored bytes:
  *
  * - it starts at offset 0 and grows only by a write that starts where it ends; a write at any other
  *   offset (another instance took the chunks in between, or this process restarted) drops it;
@@ -95,8 +98,12 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
     const passing = new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
         this.#onBytes(chunk.length)
-        if (digest) this.#absorb(digest, chunk)
-        done(null, chunk)
+        if (!digest) return done(null, chunk)
+        this.#absorb(digest, chunk)
+        // The hashing thread is behind: hold the body back rather than queue unbounded copies.
+        const room = digest.hash.room()
+        if (room) void room.then(() => done(null, chunk))
+        else done(null, chunk)
       },
     })
     // pipeline, unlike pipe, hands a failing source's error on to the store.
@@ -110,16 +117,19 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
       throw error
     }
     digest.writing = false
+    digest.hash.flush()
     if (digest.length !== newOffset) this.#drop(key, digest)
     else if (!digest.dropped) this.#touch(key, digest)
     return newOffset
   }
 
-  digestOf(key: string, size: number): StreamedDigest | undefined {
+  async digestOf(key: string, size: number): Promise<StreamedDigest | undefined> {
     const digest = this.#digests.get(key)
     if (!digest || digest.writing || digest.length !== size) return undefined
-    // A copy: the finish may fail and run again, and this digest must still be there.
-    return { sha256: digest.hash.copy().digest('hex'), head: digest.head }
+    // The hashing thread answers after every batch posted before this question, so for exactly
+    // `size` bytes; it keeps the state, since the finish may fail and run again.
+    const sha256 = await digest.hash.digest()
+    return sha256 === undefined ? undefined : { sha256, head: digest.head }
   }
 
   headOf(key: string, bytes: number): Uint8Array | undefined {
@@ -154,7 +164,7 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
     // A write already under way means the upload lock failed to exclude it: trust neither.
     if (offset !== 0 || known?.writing) return undefined
     const fresh: Digesting = {
-      hash: createHash('sha256'),
+      hash: new OffThreadSha256(),
       length: 0,
       head: Buffer.alloc(0),
       lastUsedAt: this.#now(),
@@ -170,6 +180,7 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
   }
 
   #absorb(digest: Digesting, chunk: Buffer): void {
+    if (digest.dropped) return
     digest.hash.update(chunk)
     if (digest.length < this.#headBytes) {
       digest.head = Buffer.concat([digest.head, chunk.subarray(0, this.#headBytes - digest.length)])
@@ -186,6 +197,7 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
 
   #drop(key: string, digest: Digesting): void {
     digest.dropped = true
+    digest.hash.drop()
     if (this.#digests.get(key) === digest) this.#digests.delete(key)
   }
 

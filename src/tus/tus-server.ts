@@ -2,8 +2,9 @@ import { Server } from '@tus/server'
 import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
+import { databaseUnavailable } from '../db/errors.ts'
 import type { CorsPolicy } from '../lib/cors-policy.ts'
-import { isAppError } from '../lib/errors.ts'
+import { isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import { SNIFF_BYTES } from '../uploads/content-type.ts'
@@ -11,14 +12,18 @@ import { type FinishUpload, failureError, type ScreenUpload } from '../uploads/f
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
+import { admitBufferedBody, type BufferedBodyTarget, tusCreationTarget } from './body-admission.ts'
+import type { BufferBudget, BufferReservation } from './buffer-budget.ts'
 import {
   advertiseChecksum,
   CHECKSUM_MISMATCH_STATUS,
+  carriesChecksummedBody,
   UPLOAD_CONTENT_TYPE,
   verifyChecksum,
 } from './checksum.ts'
 import type { Datastore } from './datastore/index.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
+import type { RateFloorOptions } from './rate-floor.ts'
 import { tusErrorCode } from './tus-errors.ts'
 
 export const TUS_PATH = '/files'
@@ -46,6 +51,10 @@ export interface TusDeps {
   readonly maxSize: number
   /** Where bodies that carry Upload-Checksum wait until their digest is verified. */
   readonly checksumTempDir: string
+  /** Bounds what those bodies hold on disk, in total and per owner. */
+  readonly checksumBudget: BufferBudget
+  /** Those bodies arriving slower than this are cut. */
+  readonly checksumRateFloor: RateFloorOptions
   /** Absolute base for Location; undefined derives it from the request's Host. */
   readonly publicUrl: string | undefined
   readonly cors: CorsPolicy
@@ -76,7 +85,6 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
     ...createHooks(deps, states),
   })
-  const checksumOptions = { tempDir: deps.checksumTempDir, maxBodySize: deps.maxSize }
 
   const handle = async (request: Request, principal: Principal | undefined): Promise<Response> => {
     const state: RequestState | undefined = principal && { principal }
@@ -103,19 +111,74 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     if (request instanceof Response) return request
     const refusal = refuseEarly(request) ?? refuseDeclaredSize(request, deps.uploads)
     if (refusal) return refusal
-    const checked = await verifyChecksum(request, checksumOptions)
-    if (!checked.ok) {
-      if (checked.status === CHECKSUM_MISMATCH_STATUS) {
-        deps.logger.warn('upload checksum mismatch', { method: request.method, url: request.url })
-      }
-      return jsonError(checked.status, checked.code, checked.message)
+    if (!carriesChecksummedBody(request)) return handle(request, principal)
+    // Only OPTIONS comes without a principal, and it carries no body.
+    if (!principal) throw new Error('a checksummed tus request arrived without its principal')
+    return handleChecksummed(request, principal)
+  }
+
+  /** Admitted before its body is buffered, verified before the store sees a byte. */
+  async function handleChecksummed(request: Request, principal: Principal): Promise<Response> {
+    let reservation: BufferReservation
+    try {
+      // Node's parser refuses a malformed Content-Length; a chunked body has none.
+      const length = request.headers.get('content-length')
+      reservation = await admitBufferedBody(
+        { uploads: deps.uploads, budget: deps.checksumBudget },
+        bufferedBodyTarget(request, deps.uploads),
+        length !== null && /^\d+$/.test(length) ? Number(length) : undefined,
+        principal,
+      )
+    } catch (error) {
+      return refusedBeforeBody(error)
     }
     try {
-      return await handle(checked.request, principal)
+      const checked = await verifyChecksum(request, {
+        tempDir: deps.checksumTempDir,
+        maxBodySize: reservation.bytes,
+        rateFloor: deps.checksumRateFloor,
+      })
+      if (!checked.ok) return checksumRefusal(checked, request)
+      try {
+        return await handle(checked.request, principal)
+      } finally {
+        await checked.release()
+      }
     } finally {
-      await checked.release()
+      reservation.release()
     }
   }
+
+  function checksumRefusal(
+    checked: { status: number; code: string; message: string },
+    request: Request,
+  ): Response {
+    if (checked.status === CHECKSUM_MISMATCH_STATUS) {
+      deps.logger.warn('upload checksum mismatch', { method: request.method, url: request.url })
+    }
+    return jsonError(checked.status, checked.code, checked.message)
+  }
+}
+
+function bufferedBodyTarget(request: Request, uploads: UploadService): BufferedBodyTarget {
+  if (request.method === 'POST') return tusCreationTarget(request.headers)
+  return { kind: 'append', storageKey: storageKeyFromUrl(request.url, undefined, uploads) }
+}
+
+/** A domain refusal (or an unreachable database) as the tus edge's JSON error; bugs propagate. */
+function refusedBeforeBody(error: unknown): Response {
+  const known = isAppError(error) ? error : databaseUnavailable(error)
+  if (!known) throw error
+  const status = STATUS_BY_KIND[known.kind]
+  const retryAfter =
+    known instanceof TooManyError
+      ? known.retryAfterSeconds
+      : status === 503
+        ? RETRY_AFTER_SECONDS
+        : undefined
+  const headers: Record<string, string> =
+    retryAfter === undefined ? {} : { 'Retry-After': String(retryAfter) }
+  return jsonError(status, known.code, known.message, headers)
 }
 
 /**

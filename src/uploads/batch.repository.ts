@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
-import { executor } from '../db/knex.ts'
+import { lockOwner } from '../db/advisory-lock.ts'
+import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { UploadBatch, UploadStatus } from './types.ts'
 
@@ -31,6 +32,31 @@ export class BatchRepository {
       .returning('*')
     if (!row) throw new Error('inserting an upload_batches row returned nothing')
     return toBatch(row)
+  }
+
+  /**
+   * Inserts an owner's batch unless the owner already has `maxOpen` open batches (neither
+   * declared complete nor completed), counted under the owner's lock.
+   */
+  async insertWithinLimit(
+    batch: { id: string; owner: string; expectedFiles: number | null },
+    maxOpen: number,
+  ): Promise<UploadBatch | 'too_many_batches'> {
+    return transactionRunner(this.#db).inTransaction(async (tx) => {
+      const trx = asKnexTransaction(tx)
+      await lockOwner(trx, batch.owner)
+      const [row] = await trx(TABLE)
+        .where({ owner: batch.owner })
+        .whereNull('complete_requested_at')
+        .whereNull('completed_at')
+        .count<{ count: string }[]>({ count: '*' })
+      if (Number(row?.count ?? 0) >= maxOpen) return 'too_many_batches'
+      const [inserted] = await trx<BatchRow>(TABLE)
+        .insert({ id: batch.id, owner: batch.owner, expected_files: batch.expectedFiles })
+        .returning('*')
+      if (!inserted) throw new Error('inserting an upload_batches row returned nothing')
+      return toBatch(inserted)
+    })
   }
 
   async findById(id: string): Promise<UploadBatch | undefined> {

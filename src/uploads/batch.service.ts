@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid'
 import type { TransactionRunner } from '../db/transaction.ts'
-import { AppError } from '../lib/errors.ts'
+import { AppError, TooManyError } from '../lib/errors.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
 import { isVisibleTo, type UploadBatch, type UploadFile, type Viewer } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
@@ -18,7 +18,12 @@ export const MAX_FILES_PER_BATCH = 1000
 export interface BatchServiceDeps extends BatchCompletionDeps {
   readonly uploads: UploadRepository
   readonly transactions: TransactionRunner
+  /** Per owner (anonymous batches have none to count); beyond it 429. */
+  readonly maxOpenBatchesPerOwner: number
 }
+
+/** An owner at its batch limit closes batches it has; a minute is a fair first guess. */
+const BATCH_LIMIT_RETRY_AFTER_SECONDS = 60
 
 export class BatchService {
   readonly #deps: BatchServiceDeps
@@ -38,7 +43,20 @@ export class BatchService {
         `expectedFiles must be a whole number from 1 to ${MAX_FILES_PER_BATCH}.`,
       )
     }
-    return this.#deps.batches.insert({ id: uuidv7(), owner, expectedFiles })
+    if (owner === null) return this.#deps.batches.insert({ id: uuidv7(), owner, expectedFiles })
+    const { maxOpenBatchesPerOwner: max } = this.#deps
+    const batch = await this.#deps.batches.insertWithinLimit(
+      { id: uuidv7(), owner, expectedFiles },
+      max,
+    )
+    if (batch === 'too_many_batches') {
+      throw new TooManyError(
+        'too_many_open_batches',
+        `You have ${max} open batches, the most allowed; complete some (POST /api/batches/{id}/complete) first.`,
+        BATCH_LIMIT_RETRY_AFTER_SECONDS,
+      )
+    }
+    return batch
   }
 
   async get(id: string, viewer: Viewer): Promise<BatchView> {

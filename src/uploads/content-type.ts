@@ -57,20 +57,49 @@ export function isAllowedType(type: string, allowed: readonly string[]): boolean
 
 /**
  * The type the bytes really are: magic numbers first; text has none, so text is recognised by
- * being valid UTF-8 without NUL bytes, and only then is a declared text subtype (text/csv,
- * application/json) believed. Anything else is application/octet-stream.
+ * being valid UTF-8 without NUL bytes. Text that opens like markup a browser would run (HTML,
+ * SVG, XML) is recorded as that, whatever was declared (security review I1: HTML declared as
+ * application/json was stored as JSON, and webhook consumers and presigned downloads trust the
+ * recorded type). Only other text has its declared text subtype (text/csv, application/json)
+ * believed. Anything else is application/octet-stream.
  */
 export async function detectContentType(
   head: Uint8Array,
   declaredType: string | null,
 ): Promise<string> {
   const magic = await fileTypeFromBuffer(head)
-  if (magic) return magic.mime
-  if (!looksLikeText(head)) return 'application/octet-stream'
+  if (magic && magic.mime !== 'application/xml') return magic.mime
+  if (!looksLikeText(head)) return magic?.mime ?? 'application/octet-stream'
+  const markup = markupTypeOf(head)
+  if (markup) return markup
   if (declaredType?.startsWith('text/') || TEXT_TYPES_TRUSTED_WHEN_TEXT.has(declaredType ?? '')) {
     return declaredType as string
   }
   return 'text/plain'
+}
+
+/**
+ * The tags the WHATWG MIME Sniffing Standard (§7.1, "rules for identifying an unknown MIME
+ * type") takes for HTML when a document opens with them, followed by a space or `>`.
+ */
+const HTML_OPENINGS =
+  /^<(!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|!--)[\s>]/
+const XHTML_NAMESPACE = 'http://www.w3.org/1999/xhtml'
+
+/** HTML, SVG or XML by how the text opens (after a BOM and whitespace); undefined otherwise. */
+function markupTypeOf(head: Uint8Array): string | undefined {
+  const text = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false })
+    .decode(head)
+    .trimStart()
+    .toLowerCase()
+  if (!text.startsWith('<')) return undefined
+  if (/^<svg[\s>]/.test(text)) return 'image/svg+xml'
+  if (HTML_OPENINGS.test(text)) return 'text/html'
+  if (!text.startsWith('<?xml') && !text.startsWith('<!doctype')) return undefined
+  if (/<svg[\s>]/.test(text)) return 'image/svg+xml'
+  // An XML document with XHTML elements runs their scripts in a browser.
+  if (text.includes(XHTML_NAMESPACE)) return 'application/xhtml+xml'
+  return text.startsWith('<?xml') ? 'application/xml' : undefined
 }
 
 function looksLikeText(head: Uint8Array): boolean {

@@ -100,24 +100,42 @@ async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
   }
   // Hashed as the bytes streamed in when this process received them all, in order; otherwise
   // (a restart, chunks served by another instance, a broken-off write) read back from the store.
-  const streamed = deps.digests.digestOf(file.storageKey, progress.size)
+  const streamed = await deps.digests.digestOf(file.storageKey, progress.size)
+  let examined: Examined
   try {
-    const verdict = await inspect(deps, file, progress.size, streamed)
-    if ('rejection' in verdict)
-      return await markFailed(deps, file, progress.size, verdict.rejection)
-    const sha256 = streamed?.sha256 ?? (await deps.storage.sha256(file.storageKey))
-    return await markStored(
-      deps,
-      file,
-      { size: progress.size, sha256, detectedType: verdict.detectedType },
-      streamed ? 'streamed' : 'read back',
-    )
+    examined = await examine(deps, file, progress.size, streamed)
   } catch (error) {
-    // A concurrent finisher may have failed the upload and removed its bytes under us.
+    // Reading the bytes failed: a concurrent finisher may have failed the upload, or a delete
+    // or purge ended it, and removed its bytes under us. Only that is an answer; anything else
+    // (the transactions below included) is an error to report, never swallowed.
     const current = await deps.uploads.findById(id)
-    if (current && current.status !== 'UPLOADING') return current
+    if (current && current.status !== 'UPLOADING' && current.status !== 'STORED') return current
     throw error
   }
+  if ('rejection' in examined) return markFailed(deps, file, progress.size, examined.rejection)
+  return markStored(
+    deps,
+    file,
+    { size: progress.size, ...examined },
+    streamed ? 'streamed' : 'read back',
+  )
+}
+
+type Examined =
+  | { readonly rejection: Rejection }
+  | { readonly detectedType: string; readonly sha256: string }
+
+/** The verdict on the bytes, and for a valid file its SHA-256 (streamed, or read back). */
+async function examine(
+  deps: FinishUploadDeps,
+  file: UploadFile,
+  size: number,
+  streamed: StreamedDigest | undefined,
+): Promise<Examined> {
+  const verdict = await inspect(deps, file, size, streamed)
+  if ('rejection' in verdict) return verdict
+  const sha256 = streamed?.sha256 ?? (await deps.storage.sha256(file.storageKey))
+  return { ...verdict, sha256 }
 }
 
 type Verdict = { readonly rejection: Rejection } | { readonly detectedType: string }

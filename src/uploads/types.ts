@@ -98,7 +98,7 @@ export interface StreamedDigest {
  */
 export interface StreamedDigests {
   /** The digest of exactly the first `size` bytes of `key`, or undefined when this process cannot vouch for them. */
-  digestOf(key: string, size: number): StreamedDigest | undefined
+  digestOf(key: string, size: number): Promise<StreamedDigest | undefined>
   /**
    * The first `bytes` bytes of `key` as they arrived, while the upload is still growing, or
    * undefined when this process did not see them all arrive from offset 0.

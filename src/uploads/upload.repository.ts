@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { lockOwner } from '../db/advisory-lock.ts'
 import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { UploadFile, UploadStatus } from './types.ts'
@@ -66,6 +67,8 @@ export interface OwnerLimits {
   readonly unknownSizeCounts: number
 }
 
+export type LimitReached = 'too_many_uploads' | 'too_many_bytes'
+
 const TABLE = 'upload_files'
 
 export class UploadRepository {
@@ -106,23 +109,38 @@ export class UploadRepository {
   async insertWithinLimits(
     upload: NewUpload & { readonly owner: string },
     limits: OwnerLimits,
-  ): Promise<UploadFile | 'too_many_uploads' | 'too_many_bytes'> {
+  ): Promise<UploadFile | LimitReached> {
     return transactionRunner(this.#db).inTransaction(async (tx) => {
       const trx = asKnexTransaction(tx)
-      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`tusbox:owner:${upload.owner}`])
-      const [row] = await trx(TABLE)
-        .where({ owner: upload.owner, status: 'UPLOADING' })
-        .select(
-          trx.raw('count(*)::bigint AS uploads'),
-          trx.raw('coalesce(sum(coalesce(declared_size, ?)), 0)::bigint AS bytes', [
-            limits.unknownSizeCounts,
-          ]),
-        )
-      const newBytes = upload.declaredSize ?? limits.unknownSizeCounts
-      if (Number(row?.uploads ?? 0) + 1 > limits.maxUnfinishedUploads) return 'too_many_uploads'
-      if (Number(row?.bytes ?? 0) + newBytes > limits.maxBytesInFlight) return 'too_many_bytes'
-      return this.insert(upload, tx)
+      await lockOwner(trx, upload.owner)
+      const reached = await this.checkLimits(upload.owner, upload.declaredSize, limits, tx)
+      return reached ?? this.insert(upload, tx)
     })
+  }
+
+  /**
+   * Which limit a new upload of `declaredSize` bytes would take its owner past, if any. Without
+   * the owner's lock it is an early answer only (a creation checks again as it inserts).
+   */
+  async checkLimits(
+    owner: string,
+    declaredSize: number | null,
+    limits: OwnerLimits,
+    tx?: Transaction,
+  ): Promise<LimitReached | undefined> {
+    const db = executor(this.#db, tx)
+    const [row] = await db(TABLE)
+      .where({ owner, status: 'UPLOADING' })
+      .select(
+        this.#db.raw('count(*)::bigint AS uploads'),
+        this.#db.raw('coalesce(sum(coalesce(declared_size, ?)), 0)::bigint AS bytes', [
+          limits.unknownSizeCounts,
+        ]),
+      )
+    const newBytes = declaredSize ?? limits.unknownSizeCounts
+    if (Number(row?.uploads ?? 0) + 1 > limits.maxUnfinishedUploads) return 'too_many_uploads'
+    if (Number(row?.bytes ?? 0) + newBytes > limits.maxBytesInFlight) return 'too_many_bytes'
+    return undefined
   }
 
   async findById(id: string, tx?: Transaction): Promise<UploadFile | undefined> {

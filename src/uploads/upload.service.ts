@@ -16,7 +16,7 @@ import {
   type UploadStorage,
   type Viewer,
 } from './types.ts'
-import type { NewUpload, UploadRepository } from './upload.repository.ts'
+import type { LimitReached, NewUpload, UploadRepository } from './upload.repository.ts'
 import { readUploadFields } from './upload-metadata.ts'
 
 export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps {
@@ -75,20 +75,9 @@ export class UploadService {
 
   /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
   async register(request: NewUploadRequest): Promise<UploadFile> {
-    const id = idOf(request.storageKey)
-    const fields = readUploadFields(request.metadata)
-    const { allowedTypes } = this.#deps.policy
-    if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
-      throw new AppError(
-        'unsupported_type',
-        'unsupported_file_type',
-        `Files of type ${fields.declaredType} are not accepted. Allowed: ${allowedTypes.join(', ')}.`,
-      )
-    }
-    if (request.size !== undefined) this.checkDeclaredSize(request.size)
-    if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
+    const fields = await this.#checkNewUpload(request)
     return this.#insert({
-      id,
+      id: idOf(request.storageKey),
       owner: request.owner,
       batchId: fields.batchId,
       filename: fields.filename,
@@ -100,6 +89,59 @@ export class UploadService {
     })
   }
 
+  /**
+   * Everything register() would refuse, the owner's limits included, without recording
+   * anything, and how many bytes the new upload can take: an edge asks before it buffers a
+   * creation's body, so that a client that would be refused cannot make the server hold its
+   * bytes first, nor more of them than the upload could take (security review M1).
+   */
+  async creationAllowance(request: Omit<NewUploadRequest, 'storageKey'>): Promise<number> {
+    const { maxSize } = this.#deps.policy
+    if (request.size !== undefined && request.size > maxSize) {
+      throw new AppError(
+        'too_large',
+        'size_exceeded',
+        `The file is ${request.size} bytes; the limit is ${maxSize} bytes.`,
+      )
+    }
+    await this.#checkNewUpload(request)
+    const { owner } = request
+    if (owner === null) return request.size ?? maxSize
+    const reached = await this.#deps.uploads.checkLimits(owner, request.size ?? null, {
+      ...this.#deps.ownerLimits,
+      unknownSizeCounts: maxSize,
+    })
+    if (reached) throw this.#limitError(reached)
+    return request.size ?? maxSize
+  }
+
+  /**
+   * Admits an append to an upload the viewer may see, and says how many bytes it can still take.
+   */
+  async appendAllowance(storageKey: string, viewer: Viewer): Promise<number> {
+    const file = await this.admit(storageKey, 'append', viewer)
+    const progress = await this.#deps.storage.progress(file.storageKey)
+    const size = progress?.size ?? file.declaredSize ?? this.#deps.policy.maxSize
+    return Math.max(0, size - (progress?.offset ?? 0))
+  }
+
+  async #checkNewUpload(
+    request: Omit<NewUploadRequest, 'storageKey'>,
+  ): Promise<ReturnType<typeof readUploadFields>> {
+    const fields = readUploadFields(request.metadata)
+    const { allowedTypes } = this.#deps.policy
+    if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
+      throw new AppError(
+        'unsupported_type',
+        'unsupported_file_type',
+        `Files of type ${fields.declaredType} are not accepted. Allowed: ${allowedTypes.join(', ')}.`,
+      )
+    }
+    if (request.size !== undefined) this.checkDeclaredSize(request.size)
+    if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
+    return fields
+  }
+
   /** Anonymous uploads (AUTH_MODE=none) have no owner to count, so no per-owner limit. */
   async #insert(upload: NewUpload): Promise<UploadFile> {
     const { owner } = upload
@@ -108,22 +150,24 @@ export class UploadService {
       { ...upload, owner },
       { ...this.#deps.ownerLimits, unknownSizeCounts: this.#deps.policy.maxSize },
     )
+    if (typeof outcome === 'string') throw this.#limitError(outcome)
+    return outcome
+  }
+
+  #limitError(reached: LimitReached): TooManyError {
     const { maxUnfinishedUploads, maxBytesInFlight } = this.#deps.ownerLimits
-    if (outcome === 'too_many_uploads') {
-      throw new TooManyError(
+    if (reached === 'too_many_uploads') {
+      return new TooManyError(
         'too_many_unfinished_uploads',
         `You have ${maxUnfinishedUploads} unfinished uploads, the most allowed; finish or delete some first.`,
         LIMIT_RETRY_AFTER_SECONDS,
       )
     }
-    if (outcome === 'too_many_bytes') {
-      throw new TooManyError(
-        'too_many_bytes_in_flight',
-        `Your unfinished uploads would exceed ${maxBytesInFlight} bytes; finish or delete some first.`,
-        LIMIT_RETRY_AFTER_SECONDS,
-      )
-    }
-    return outcome
+    return new TooManyError(
+      'too_many_bytes_in_flight',
+      `Your unfinished uploads would exceed ${maxBytesInFlight} bytes; finish or delete some first.`,
+      LIMIT_RETRY_AFTER_SECONDS,
+    )
   }
 
   async #checkBatchAccepts(batchId: string, owner: string | null): Promise<void> {
@@ -206,9 +250,9 @@ export class UploadService {
     return { ...file, expiresAt }
   }
 
-  /** Called after tus removed the bytes of a terminated upload. */
+  /** Called after tus removed the bytes of a terminated upload; an upload already gone stays so. */
   async markTerminated(storageKey: string): Promise<void> {
-    await this.#markDeleted(await this.#existing(idOf(storageKey), null))
+    await this.#markDeleted(idOf(storageKey))
   }
 
   async get(id: string, viewer: Viewer): Promise<UploadFile> {
@@ -222,26 +266,36 @@ export class UploadService {
     return this.#deps.uploads.list({ ...query, owner: viewer ?? undefined })
   }
 
-  /** Removes the bytes, then marks the row DELETED; deleting twice answers 410 the second time. */
+  /**
+   * Marks the row DELETED, then removes the bytes; deleting twice answers 410 the second time.
+   * The decision is taken under the row lock (a finish storing the file at the same moment goes
+   * first or finds it DELETED), and the bytes go only once the row says so: a file.stored is
+   * always followed by its file.deleted, and a file never announced is never announced.
+   */
   async delete(id: string, viewer: Viewer): Promise<UploadFile> {
-    const file = await this.#existing(id, viewer)
-    if (file.status === 'DELETED' || file.status === 'EXPIRED') {
+    await this.#existing(id, viewer)
+    const outcome = await this.#markDeleted(id)
+    if (outcome === 'already_gone') {
+      const file = await this.#existing(id, viewer)
       throw new AppError(
         'gone',
         'file_gone',
         `File ${id} was already ${file.status.toLowerCase()}.`,
       )
     }
-    await this.#deps.storage.remove(file.storageKey)
-    return this.#markDeleted(file)
+    await this.#deps.storage.remove(outcome.storageKey)
+    return outcome
   }
 
   /**
    * A file announced as stored is announced as deleted; and the batch it leaves may now have
-   * every remaining file stored.
+   * every remaining file stored. Decided on the locked row, not on an earlier read of it.
    */
-  #markDeleted(file: UploadFile): Promise<UploadFile> {
+  #markDeleted(id: string): Promise<UploadFile | 'already_gone'> {
     return this.#deps.transactions.inTransaction(async (tx) => {
+      const file = await this.#deps.uploads.lockById(id, tx)
+      if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
+      if (file.status === 'DELETED' || file.status === 'EXPIRED') return 'already_gone'
       const deleted = await this.#deps.uploads.markDeleted(file.id, tx)
       if (file.status === 'STORED') await recordFileDeleted(this.#deps, file, 'deleted', tx)
       if (file.batchId) await completeBatchIfReady(this.#deps, file.batchId, tx)

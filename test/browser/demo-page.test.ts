@@ -146,4 +146,30 @@ describe('the demo page in chromium', () => {
     expect(await page.locator('#files tr', { hasText: 'note-0.txt' }).count()).toBe(1)
     expect(await page.locator('#older').isDisabled()).toBe(true)
   })
+
+  it('runs whole under its CSP, and keeps a pasted token in sessionStorage only', async () => {
+    const page = await browser.context.newPage()
+    const violations: string[] = []
+    page.on('console', (message) => {
+      if (message.text().includes('Content Security Policy')) violations.push(message.text())
+    })
+    const response = await page.goto(server.url)
+    expect(response?.headers()['content-security-policy']).toContain("frame-ancestors 'none'")
+    await page.fill('#token', 'a-pasted-token')
+    await page.locator('#token').dispatchEvent('change')
+    await page.setInputFiles('#picker', {
+      name: 'csp.png',
+      mimeType: 'image/png',
+      buffer: Buffer.from(pngBytes(10_000)),
+    })
+    await page.locator('.upload[data-state="stored"]', { hasText: 'csp.png' }).waitFor()
+    const stored = await page.evaluate(() => ({
+      session: sessionStorage.getItem('tusbox-token'),
+      local: Object.keys(localStorage).filter((key) =>
+        localStorage.getItem(key)?.includes('a-pasted-token'),
+      ),
+    }))
+    expect(stored).toEqual({ session: 'a-pasted-token', local: [] })
+    expect(violations).toEqual([])
+  })
 })

@@ -166,6 +166,29 @@ describe.each(TEST_STORES)('uploads end to end with tus-js-client on the $name s
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
   })
 
+  it('stores a file of exactly FILE_UPLOAD_MAX_SIZE bytes', async () => {
+    const bytes = pngBytes(8 * MiB)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+      chunkSize: 4 * MiB,
+      metadata: pngMetadata('exactly-the-limit.png'),
+    })
+    await expectStoredOnce(id, bytes)
+  })
+
+  it('answers a Range that runs past the end with the bytes up to the last one (206)', async () => {
+    const bytes = pngBytes(10_000)
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+      metadata: pngMetadata('range.png'),
+    })
+    const response = await fetch(`${server.url}/api/files/${id}/content`, {
+      headers: { Range: 'bytes=9990-20000' },
+    })
+    expect(response.status).toBe(206)
+    expect(response.headers.get('content-range')).toBe('bytes 9990-9999/10000')
+    expect(response.headers.get('content-length')).toBe('10')
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(bytes.subarray(9990))
+  })
+
   it('refuses a file over the size limit with 413 before any byte is sent', async () => {
     const rowsBefore = await countRows(server.knex, 'upload_files')
     const filesBefore = await server.storedFiles()

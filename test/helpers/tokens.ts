@@ -41,6 +41,19 @@ interface SigningKey {
   readonly jwk: JWK
 }
 
+/** The audience a JWKS server's tokens carry: tusbox needs one with AUTH_JWKS_URL. */
+export const JWKS_AUDIENCE = 'tusbox'
+
+/** A server that checks tokens from `jwksUrl` (RS256/ES256), as an identity provider issues them. */
+export function jwksSettings(jwksUrl: string): Record<string, string> {
+  return {
+    AUTH_MODE: 'jwt',
+    AUTH_JWKS_URL: jwksUrl,
+    AUTH_AUDIENCE: JWKS_AUDIENCE,
+    AUTH_ALLOW_ANONYMOUS: 'false',
+  }
+}
+
 /** An identity provider's key set on 127.0.0.1, with keys it can rotate; counts its fetches. */
 export class JwksServer {
   fetches = 0
@@ -72,13 +85,13 @@ export class JwksServer {
   sign(alg: Alg, claims: JWTPayload): Promise<string> {
     const key = this.#keys.get(alg)
     if (!key) throw new Error(`no ${alg} key`)
-    return sign(claims, alg, key.privateKey, key.kid)
+    return sign({ aud: JWKS_AUDIENCE, ...claims }, alg, key.privateKey, key.kid)
   }
 
   /** Signed with a key that is not in the set, under a key id that is not either. */
   async signWithStrangerKey(claims: JWTPayload): Promise<string> {
     const stranger = await newKey('RS256', 'stranger')
-    return sign(claims, 'RS256', stranger.privateKey, stranger.kid)
+    return sign({ aud: JWKS_AUDIENCE, ...claims }, 'RS256', stranger.privateKey, stranger.kid)
   }
 
   /** The public key as PEM text: what an algorithm-confusion attacker would use as an HMAC key. */

@@ -4,7 +4,7 @@ import { pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { JwksServer, jwtSettings, signHs256 } from '../helpers/tokens.ts'
+import { JwksServer, jwksSettings, jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, errorOf, patchUpload, TUS } from '../helpers/tus-requests.ts'
 
@@ -260,11 +260,7 @@ describe('tokens from a JWKS (RS256, ES256)', () => {
 
   beforeAll(async () => {
     const url = await jwks.start()
-    server = await startTestServer({
-      AUTH_MODE: 'jwt',
-      AUTH_JWKS_URL: url,
-      AUTH_ALLOW_ANONYMOUS: 'false',
-    })
+    server = await startTestServer(jwksSettings(url))
   })
 
   afterAll(async () => {

@@ -82,6 +82,21 @@ describe.each(TEST_STORES)('batch.completed on the $name store', (store) => {
     })
   })
 
+  it('keeps the first completion when asked again: the same completedAt, one event under UploadBatch:<id>', async () => {
+    const batch = await createBatch()
+    await uploadInto(batch.id, 'once.png')
+    const first = await requestCompletion(batch.id)
+    expect(first.completedAt).not.toBeNull()
+
+    const again = await requestCompletion(batch.id)
+
+    expect(again.completedAt).toBe(first.completedAt)
+    const { events } = await completionEvents(batch.id)
+    expect(events.map((event: { idempotency_key: string }) => event.idempotency_key)).toEqual([
+      `UploadBatch:${batch.id}`,
+    ])
+  })
+
   it('waits for files still uploading when completion is requested first', async () => {
     const batch = await createBatch()
     await uploadInto(batch.id, 'a.png')

@@ -101,7 +101,9 @@ describe.each(TEST_STORES)(
     it('retries a failing or silent endpoint alone, with backoff, until it accepts the event once', async () => {
       const eventId = await storedEventId()
       flaky.mode = 'fail'
+      const before = Date.now()
       await deliver(eventId)
+      const after = Date.now()
       const [topic, firstFailure, steadyDelivery] = await deliveriesByDestination(eventId)
       expect(topic).toMatchObject({ status: 'delivered' })
       expect(firstFailure).toMatchObject({
@@ -109,7 +111,11 @@ describe.each(TEST_STORES)(
         attempts: 1,
         last_error: 'answered HTTP 500',
       })
-      expect(firstFailure.next_attempt_at.getTime()).toBeGreaterThan(Date.now() + 4_000)
+      // The first retry waits between half and all of 10 s (jitter), counted from the attempt:
+      // bounds that hold whatever the jitter drew.
+      const retryAt = firstFailure.next_attempt_at.getTime()
+      expect(retryAt).toBeGreaterThanOrEqual(before + 5_000)
+      expect(retryAt).toBeLessThanOrEqual(after + 10_000)
       expect(steadyDelivery).toMatchObject({ status: 'delivered', attempts: 1 })
       // The job the finish step queued still waits (no worker runs in this test): the retry joins
       // it instead of queueing a second job for the same event.

@@ -67,9 +67,29 @@ describe.each(TEST_STORES)('hashing uploads as they stream in, on the $name stor
     expect((await recordsFor(server.knex, id)).file.detected_type).toBe('image/png')
     expect(readBacks.count()).toEqual({ sha256: 0, readHead: 0 })
     // The finish step dropped the digest: nothing is left in memory for a finished upload.
-    expect(server.container.datastore.digests.digestOf(storageKeyOf(id), bytes.length)).toBe(
+    expect(await server.container.datastore.digests.digestOf(storageKeyOf(id), bytes.length)).toBe(
       undefined,
     )
+  })
+
+  it('stores uploads streaming at once with the exact sha256 each, hashed on the one hashing thread', async () => {
+    const readBacks = readBacksOf(server)
+    // Odd sizes and chunks: each upload's batches interleave with the others' on the thread.
+    const files = [700 * KiB + 1, 900 * KiB + 77, 1200 * KiB + 5, 400 * KiB + 333].map(pngBytes)
+
+    const uploads = await Promise.all(
+      files.map((bytes, index) =>
+        uploadWithTus(server.tusEndpoint, bytes, {
+          chunkSize: 150 * KiB + index,
+          metadata: png(`concurrent-${index}.png`),
+        }),
+      ),
+    )
+
+    for (const [index, { id }] of uploads.entries()) {
+      await expectStoredOnce(server.knex, id, files[index] as Buffer)
+    }
+    expect(readBacks.count()).toEqual({ sha256: 0, readHead: 0 })
   })
 
   it('stores a creation-with-upload without reading its bytes back', async () => {
@@ -185,12 +205,12 @@ describe.each(TEST_STORES)('hashing uploads as they stream in, on the $name stor
       metadata: png('terminated.png'),
     })
     const { digests } = server.container.datastore
-    expect(digests.digestOf(storageKeyOf(id), 100 * KiB)).toBeDefined()
+    expect(await digests.digestOf(storageKeyOf(id), 100 * KiB)).toBeDefined()
 
     const terminated = await fetch(url, { method: 'DELETE', headers: TUS })
 
     expect(terminated.status).toBe(204)
-    expect(digests.digestOf(storageKeyOf(id), 100 * KiB)).toBeUndefined()
+    expect(await digests.digestOf(storageKeyOf(id), 100 * KiB)).toBeUndefined()
   })
 
   it('reads the bytes back to end with the exact sha256 when the upload resumes after a restart', async () => {

@@ -28,6 +28,8 @@ describe('loadConfig', () => {
         expirationMs: 24 * 3_600_000,
         storedTtlMs: null,
         checksumTempDir: tmpdir(),
+        checksumBuffer: { totalBytes: 1024 * 1024 * 1024, perOwnerBytes: 256 * 1024 * 1024 },
+        checksumRateFloor: { minBytesPerSecond: 1024, windowMs: 60_000 },
       },
       outbox: {
         webhookUrls: [],
@@ -43,7 +45,11 @@ describe('loadConfig', () => {
       },
       auth: { mode: 'none', allowAnonymous: false },
       corsAllowedOrigins: [],
-      ownerLimits: { maxUnfinishedUploads: 100, maxBytesInFlight: 5 * 1024 ** 3 },
+      ownerLimits: {
+        maxUnfinishedUploads: 100,
+        maxBytesInFlight: 5 * 1024 ** 3,
+        maxOpenBatches: 100,
+      },
       logLevel: 'info',
       logFormat: undefined,
       metrics: { workerPort: undefined },
@@ -74,6 +80,8 @@ describe('loadConfig', () => {
       expirationMs: 90_000,
       storedTtlMs: 7 * 86_400_000,
       checksumTempDir: '/var/tmp/tusbox',
+      checksumBuffer: expect.any(Object),
+      checksumRateFloor: expect.any(Object),
     })
   })
 
@@ -117,6 +125,25 @@ describe('loadConfig', () => {
       'UPLOAD_EXPIRATION="1 day": "1 day" is not a duration',
     )
     expect((error as ConfigError).message).toContain('not understood: not a type')
+  })
+
+  it('reads the checksum buffer bounds, and refuses an owner share above the total', () => {
+    const config = loadConfig({
+      CHECKSUM_BUFFER_MAX_BYTES: '2000',
+      CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: '500',
+      CHECKSUM_MIN_BYTES_PER_SECOND: '10',
+      CHECKSUM_RATE_WINDOW: '2m',
+    })
+    expect(config.uploads.checksumBuffer).toEqual({ totalBytes: 2000, perOwnerBytes: 500 })
+    expect(config.uploads.checksumRateFloor).toEqual({ minBytesPerSecond: 10, windowMs: 120_000 })
+    expect(() =>
+      loadConfig({
+        CHECKSUM_BUFFER_MAX_BYTES: '2000',
+        CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: '2001',
+      }),
+    ).toThrow(
+      /CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER="2001": must not exceed CHECKSUM_BUFFER_MAX_BYTES \(2000\)/,
+    )
   })
 
   it('reads the S3 settings, with AWS_LOCATION as a prefix ending in one slash', () => {
@@ -252,14 +279,62 @@ describe('loadConfig', () => {
     ).toThrow(
       expect.objectContaining({
         problems: [
-          'AUTH_JWT_SECRET="short": must be at least 32 characters (HS256 key)',
+          'AUTH_JWT_SECRET=(hidden): must be at least 32 characters (HS256 key)',
           'CORS_ALLOWED_ORIGINS="https://app.example.com/path": must be * or origins such as https://app.example.com (scheme, host and port only), separated by commas; not understood: https://app.example.com/path',
           'MAX_BYTES_IN_FLIGHT_PER_OWNER="1000": must be at least FILE_UPLOAD_MAX_SIZE (52428800), or no file of the largest size could start',
         ],
       }),
     )
     expect(() => loadConfig({ AUTH_JWT_SECRET: 'x'.repeat(32) })).toThrow(
-      /AUTH_JWT_SECRET="x+": is set but AUTH_MODE=none ignores it/,
+      /AUTH_JWT_SECRET=\(hidden\): is set but AUTH_MODE=none ignores it/,
     )
+  })
+
+  it('names a bad secret setting and its rule but never prints its value', () => {
+    const secrets = {
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_SECRET: 'jwt-secret-too-short',
+      WEBHOOK_URLS: 'https://hooks.example.com/in',
+      WEBHOOK_SECRET: 'hook-short',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret-value',
+      DATABASE_URL: 'mysql://admin:db-password@db/tusbox',
+    }
+    let message = ''
+    try {
+      loadConfig(secrets)
+    } catch (error) {
+      message = (error as ConfigError).message
+    }
+    expect(message).toContain('AUTH_JWT_SECRET=(hidden): must be at least 32 characters')
+    expect(message).toContain('WEBHOOK_SECRET=(hidden): must be at least 16 characters')
+    expect(message).toContain('DATABASE_URL=(hidden): must start with postgres://')
+    expect(message).toContain('AWS_ACCESS_KEY_ID=(unset): must be set together with its pair')
+    for (const value of ['jwt-secret-too-short', 'hook-short', 'aws-secret-value', 'db-password']) {
+      expect(message).not.toContain(value)
+    }
+  })
+
+  it('needs an audience and an https key URL (http on loopback only) with AUTH_JWKS_URL', () => {
+    const jwks = { AUTH_MODE: 'jwt', AUTH_JWKS_URL: 'https://id.example.com/jwks.json' }
+    expect(() => loadConfig(jwks)).toThrow(
+      /AUTH_AUDIENCE=\(unset\): is required with AUTH_JWKS_URL/,
+    )
+    expect(() =>
+      loadConfig({
+        ...jwks,
+        AUTH_AUDIENCE: 'tusbox',
+        AUTH_JWKS_URL: 'http://id.example.com/jwks.json',
+      }),
+    ).toThrow(/AUTH_JWKS_URL="http:\/\/id.example.com\/jwks.json": must be an https:\/\/ URL/)
+    for (const host of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080']) {
+      const config = loadConfig({
+        ...jwks,
+        AUTH_AUDIENCE: 'tusbox',
+        AUTH_JWKS_URL: `http://${host}/jwks.json`,
+      })
+      expect(config.auth.mode).toBe('jwt')
+    }
+    const aged = loadConfig({ ...jwks, AUTH_AUDIENCE: 'tusbox', AUTH_MAX_TOKEN_AGE: '1h' })
+    expect(aged.auth).toMatchObject({ maxTokenAgeSeconds: 3600 })
   })
 })

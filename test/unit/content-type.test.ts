@@ -29,6 +29,44 @@ describe('detectContentType', () => {
       'application/octet-stream',
     ],
     ['nothing at all', Buffer.alloc(0), 'text/plain', 'application/octet-stream'],
+    [
+      'HTML declared as JSON',
+      Buffer.from('<!DOCTYPE html><script>alert(1)</script>'),
+      'application/json',
+      'text/html',
+    ],
+    [
+      'HTML after a BOM and blank lines',
+      Buffer.from('\ufeff\n\n  <html>'),
+      'text/csv',
+      'text/html',
+    ],
+    ['an HTML fragment declared as text', Buffer.from('<p>hi</p>'), 'text/plain', 'text/html'],
+    [
+      'SVG declared as text',
+      Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script/></svg>'),
+      'text/plain',
+      'image/svg+xml',
+    ],
+    [
+      'SVG behind an XML declaration, declared as JSON',
+      Buffer.from('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>'),
+      'application/json',
+      'image/svg+xml',
+    ],
+    [
+      'XHTML declared as XML',
+      Buffer.from('<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>'),
+      'application/xml',
+      'application/xhtml+xml',
+    ],
+    [
+      'XML declared as CSV',
+      Buffer.from('<?xml version="1.0"?><a/>'),
+      'text/csv',
+      'application/xml',
+    ],
+    ['text that only starts with <', Buffer.from('<3 to all, a,b,c'), 'text/csv', 'text/csv'],
   ])('calls %s %s', async (_case, bytes, declared, expected) => {
     expect(await detectContentType(bytes, declared)).toBe(expected)
   })

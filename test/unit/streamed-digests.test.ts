@@ -47,11 +47,11 @@ describe('StreamedDigestRegistry', () => {
     }
 
     expect(store.bytesOf('k')).toEqual(data)
-    expect(registry.digestOf('k', 100)).toEqual({
+    expect(await registry.digestOf('k', 100)).toEqual({
       sha256: sha256(data),
       head: data.subarray(0, HEAD_BYTES),
     })
-    expect(registry.digestOf('k', 99)).toBeUndefined()
+    expect(await registry.digestOf('k', 99)).toBeUndefined()
   })
 
   it('gives the head of an upload still growing once that many bytes arrived from offset 0, and none of one that started elsewhere', async () => {
@@ -81,8 +81,8 @@ describe('StreamedDigestRegistry', () => {
     await registry.write('k', 0, chunksOf(data, 3), (hashed) => store.write('k', hashed))
 
     const expected = { sha256: sha256(data), head: data }
-    expect(registry.digestOf('k', 10)).toEqual(expected)
-    expect(registry.digestOf('k', 10)).toEqual(expected)
+    expect(await registry.digestOf('k', 10)).toEqual(expected)
+    expect(await registry.digestOf('k', 10)).toEqual(expected)
   })
 
   it('has no digest for an upload whose bytes it first sees past offset 0, as after a restart', async () => {
@@ -94,7 +94,7 @@ describe('StreamedDigestRegistry', () => {
     )
 
     expect(offset).toBe(30)
-    expect(registry.digestOf('k', 30)).toBeUndefined()
+    expect(await registry.digestOf('k', 30)).toBeUndefined()
     expect(registry.size).toBe(0)
   })
 
@@ -108,7 +108,7 @@ describe('StreamedDigestRegistry', () => {
       return 25
     })
 
-    expect(registry.digestOf('k', 25)).toBeUndefined()
+    expect(await registry.digestOf('k', 25)).toBeUndefined()
     expect(registry.size).toBe(0)
   })
 
@@ -129,8 +129,8 @@ describe('StreamedDigestRegistry', () => {
 
     await expect(writing).rejects.toBe(cut)
     expect(store.bytesOf('k')).toHaveLength(18)
-    expect(registry.digestOf('k', 18)).toBeUndefined()
-    expect(registry.digestOf('k', 10)).toBeUndefined()
+    expect(await registry.digestOf('k', 18)).toBeUndefined()
+    expect(await registry.digestOf('k', 10)).toBeUndefined()
   })
 
   it('drops the digest when the store answers another offset than where the hashed bytes end', async () => {
@@ -143,8 +143,8 @@ describe('StreamedDigestRegistry', () => {
     })
 
     expect(offset).toBe(9)
-    expect(registry.digestOf('k', 9)).toBeUndefined()
-    expect(registry.digestOf('k', 10)).toBeUndefined()
+    expect(await registry.digestOf('k', 9)).toBeUndefined()
+    expect(await registry.digestOf('k', 10)).toBeUndefined()
   })
 
   it('starts afresh at offset 0 without the digest of an earlier start', async () => {
@@ -161,7 +161,7 @@ describe('StreamedDigestRegistry', () => {
       return 12
     })
 
-    expect(registry.digestOf('k', 12)).toEqual({ sha256: sha256(data), head: data })
+    expect(await registry.digestOf('k', 12)).toEqual({ sha256: sha256(data), head: data })
   })
 
   it('drops the digest when told another instance released the upload, even while a write is under way', async () => {
@@ -176,8 +176,8 @@ describe('StreamedDigestRegistry', () => {
       return store.write('b', hashed)
     })
 
-    expect(registry.digestOf('a', 10)).toBeUndefined()
-    expect(registry.digestOf('b', 20)).toBeUndefined()
+    expect(await registry.digestOf('a', 10)).toBeUndefined()
+    expect(await registry.digestOf('b', 20)).toBeUndefined()
     expect(registry.size).toBe(0)
   })
 
@@ -205,9 +205,9 @@ describe('StreamedDigestRegistry', () => {
     await write('c', 0)
 
     expect(registry.size).toBe(2)
-    expect(registry.digestOf('a', 20)).toBeDefined()
-    expect(registry.digestOf('b', 10)).toBeUndefined()
-    expect(registry.digestOf('c', 10)).toBeDefined()
+    expect(await registry.digestOf('a', 20)).toBeDefined()
+    expect(await registry.digestOf('b', 10)).toBeUndefined()
+    expect(await registry.digestOf('c', 10)).toBeDefined()
   })
 
   it('drops digests nobody wrote to for longer than idleMs, at the next write', async () => {
@@ -227,9 +227,27 @@ describe('StreamedDigestRegistry', () => {
     now = 70_000
     await write('new')
 
-    expect(registry.digestOf('old', 10)).toBeUndefined()
-    expect(registry.digestOf('recent', 10)).toBeDefined()
-    expect(registry.digestOf('new', 10)).toBeDefined()
+    expect(await registry.digestOf('old', 10)).toBeUndefined()
+    expect(await registry.digestOf('recent', 10)).toBeDefined()
+    expect(await registry.digestOf('new', 10)).toBeDefined()
+  })
+
+  it('hashes a write of many batches exactly, and stores its bytes unchanged', async () => {
+    const registry = new StreamedDigestRegistry({ headBytes: HEAD_BYTES })
+    const store = byteStore()
+    // The bytes the store writes must survive being hashed on another thread.
+    const data = Buffer.concat(Array.from({ length: 24 }, (_, seed) => bytes(64 * 1024, seed)))
+
+    const offset = await registry.write('k', 0, chunksOf(data, 64 * 1024 - 3), (hashed) =>
+      store.write('k', hashed),
+    )
+
+    expect(offset).toBe(data.length)
+    expect(store.bytesOf('k')).toEqual(data)
+    expect(await registry.digestOf('k', data.length)).toEqual({
+      sha256: sha256(data),
+      head: data.subarray(0, HEAD_BYTES),
+    })
   })
 
   it('forgets an upload on request', async () => {
@@ -239,7 +257,7 @@ describe('StreamedDigestRegistry', () => {
 
     registry.forget('k')
 
-    expect(registry.digestOf('k', 10)).toBeUndefined()
+    expect(await registry.digestOf('k', 10)).toBeUndefined()
     expect(registry.size).toBe(0)
   })
 })

@@ -56,8 +56,9 @@ export const DEMO_PAGE = `<!doctype html>
 <script src="/demo/tus.min.js"></script>
 <script>
 const tokenInput = document.getElementById('token')
-tokenInput.value = localStorage.getItem('tusbox-token') ?? ''
-tokenInput.addEventListener('change', () => { localStorage.setItem('tusbox-token', tokenInput.value.trim()); listFiles() })
+// sessionStorage: the token survives a reload but not the tab, and no other tab reads it.
+tokenInput.value = sessionStorage.getItem('tusbox-token') ?? ''
+tokenInput.addEventListener('change', () => { sessionStorage.setItem('tusbox-token', tokenInput.value.trim()); listFiles() })
 const authHeaders = () => (tokenInput.value.trim() ? { Authorization: 'Bearer ' + tokenInput.value.trim() } : {})
 
 /** The server's own reason, from its JSON error body: "Files of type … are not accepted." */

@@ -3,6 +3,7 @@ import type { OutboxOperations } from '../../outbox/operations.ts'
 import type { BatchService } from '../../uploads/batch.service.ts'
 import type { UploadService } from '../../uploads/upload.service.ts'
 import type { AppEnv } from '../auth.ts'
+import { htmlPageHeaders } from '../html-page.ts'
 import { API_DOCS_PAGE } from '../openapi/docs-page.ts'
 import { adminRoutes } from './admin.ts'
 import { batchRoutes } from './batches.ts'
@@ -42,6 +43,7 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono<AppEnv> {
     servers: [{ url: '/api' }],
     security: [{ bearer: [] }],
   })
-  api.get('/docs', (c) => c.html(API_DOCS_PAGE))
+  const docsHeaders = htmlPageHeaders(API_DOCS_PAGE)
+  api.get('/docs', (c) => c.html(API_DOCS_PAGE, 200, docsHeaders))
   return api
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Hono } from 'hono'
 import { DEMO_PAGE } from '../demo/page.ts'
+import { htmlPageHeaders } from '../html-page.ts'
 
 /** tus-js-client's own browser build, from the installed package: the page needs no CDN. */
 const TUS_CLIENT_BUNDLE = readFileSync(
@@ -11,7 +12,8 @@ const TUS_CLIENT_BUNDLE = readFileSync(
 /** The demo page at / (DEMO_PAGE), and the tus client it runs. */
 export function demoRoutes(): Hono {
   const routes = new Hono()
-  routes.get('/', (c) => c.html(DEMO_PAGE))
+  const headers = htmlPageHeaders(DEMO_PAGE)
+  routes.get('/', (c) => c.html(DEMO_PAGE, 200, headers))
   routes.get('/demo/tus.min.js', (c) =>
     c.body(TUS_CLIENT_BUNDLE, 200, {
       'Content-Type': 'text/javascript; charset=utf-8',

@@ -1,0 +1,192 @@
+import { Worker } from 'node:worker_threads'
+
+/** What the hashing thread is sent (see sha256-worker.ts). */
+export type ToHasher =
+  | {
+      readonly type: 'update'
+      readonly id: number
+      readonly buffer: ArrayBuffer
+      readonly length: number
+    }
+  | { readonly type: 'digest'; readonly id: number; readonly request: number }
+  | { readonly type: 'drop'; readonly id: number }
+
+type FromHasher =
+  | { readonly type: 'consumed'; readonly buffer: ArrayBuffer }
+  | { readonly type: 'digest'; readonly request: number; readonly sha256: string }
+
+/**
+ * Bytes are copied into batches of this size and the batch is transferred, never the chunk
+ * itself: a chunk's ArrayBuffer may be shared (the HTTP parser slices bodies out of the socket's
+ * reads, Buffer.allocUnsafe slices a pool), and the store still writes it after we saw it, so
+ * transferring it would detach memory in use. Batching turns 2 messages of 64 KiB into one; each
+ * upload being written holds one batch, so 64 uploads at once hold 8 MiB (larger batches measured
+ * no faster).
+ */
+const BATCH_BYTES = 128 * 1024
+/** Batches posted and not yet hashed; beyond it writes wait, so memory stays bounded (4 MiB). */
+const MAX_IN_FLIGHT = 32
+/** Batches kept for reuse once hashed: allocating them per GiB anew would feed the collector. */
+const MAX_SPARE = 16
+
+/**
+ * One thread hashing for the whole process: SHA-256 (native, about 1.1 GB/s here) runs beside
+ * the event loop instead of on it, which costs the main thread a copy of each byte instead of
+ * hashing it (measured in docs/benchmarks.md).
+ */
+class HashingThread {
+  readonly #worker: Worker
+  readonly #answers = new Map<number, (sha256: string | undefined) => void>()
+  readonly #spare: ArrayBuffer[] = []
+  readonly #waitingForRoom: (() => void)[] = []
+  #inFlight = 0
+  #nextId = 1
+  #nextRequest = 1
+  #alive = true
+
+  constructor() {
+    this.#worker = new Worker(new URL('./sha256-worker.ts', import.meta.url))
+    // An idle hashing thread must not keep a process alive; work in flight does (#holdOpen).
+    this.#worker.unref()
+    this.#worker.on('message', (message: FromHasher) => this.#receive(message))
+    this.#worker.on('error', () => this.#die())
+    this.#worker.on('exit', () => this.#die())
+  }
+
+  get alive(): boolean {
+    return this.#alive
+  }
+
+  newId(): number {
+    return this.#nextId++
+  }
+
+  takeBuffer(): ArrayBuffer {
+    return this.#spare.pop() ?? new ArrayBuffer(BATCH_BYTES)
+  }
+
+  giveBack(buffer: ArrayBuffer): void {
+    if (this.#spare.length < MAX_SPARE) this.#spare.push(buffer)
+  }
+
+  post(id: number, buffer: ArrayBuffer, length: number): void {
+    if (!this.#alive) return
+    this.#inFlight++
+    this.#holdOpen()
+    this.#send({ type: 'update', id, buffer, length }, [buffer])
+  }
+
+  /** Resolves once fewer batches are in flight than the bound; undefined when there is room now. */
+  room(): Promise<void> | undefined {
+    if (!this.#alive || this.#inFlight < MAX_IN_FLIGHT) return undefined
+    return new Promise((resolve) => this.#waitingForRoom.push(resolve))
+  }
+
+  digest(id: number): Promise<string | undefined> {
+    if (!this.#alive) return Promise.resolve(undefined)
+    const request = this.#nextRequest++
+    return new Promise((resolve) => {
+      this.#answers.set(request, resolve)
+      this.#holdOpen()
+      this.#send({ type: 'digest', id, request })
+    })
+  }
+
+  drop(id: number): void {
+    if (this.#alive) this.#send({ type: 'drop', id })
+  }
+
+  /**
+   * Keeps the process alive while the thread holds work someone waits for (a writer waiting for
+   * room, a digest asked for), and only then: its replies would otherwise never be heard.
+   */
+  #holdOpen(): void {
+    if (this.#inFlight > 0 || this.#answers.size > 0) this.#worker.ref()
+    else this.#worker.unref()
+  }
+
+  #send(message: ToHasher, transfer: ArrayBuffer[] = []): void {
+    this.#worker.postMessage(message, transfer)
+  }
+
+  #receive(message: FromHasher): void {
+    if (message.type === 'consumed') {
+      this.#inFlight--
+      this.#holdOpen()
+      this.giveBack(message.buffer)
+      if (this.#inFlight < MAX_IN_FLIGHT) this.#waitingForRoom.shift()?.()
+      return
+    }
+    this.#answer(message.request, message.sha256)
+  }
+
+  #answer(request: number, sha256: string | undefined): void {
+    const resolve = this.#answers.get(request)
+    this.#answers.delete(request)
+    this.#holdOpen()
+    resolve?.(sha256)
+  }
+
+  /** Every digest it held is lost: their uploads are read back when they finish. */
+  #die(): void {
+    if (!this.#alive) return
+    this.#alive = false
+    for (const request of [...this.#answers.keys()]) this.#answer(request, undefined)
+    for (const resolve of this.#waitingForRoom.splice(0)) resolve()
+  }
+}
+
+let shared: HashingThread | undefined
+
+function hashingThread(): HashingThread {
+  if (!shared?.alive) shared = new HashingThread()
+  return shared
+}
+
+/** An incremental SHA-256 computed on the hashing thread; the bytes given to it are copied. */
+export class OffThreadSha256 {
+  readonly #thread = hashingThread()
+  readonly #id = this.#thread.newId()
+  #batch: ArrayBuffer | undefined
+  #filled = 0
+  #dropped = false
+
+  update(chunk: Uint8Array): void {
+    if (this.#dropped) return
+    for (let offset = 0; offset < chunk.length; ) {
+      this.#batch ??= this.#thread.takeBuffer()
+      const take = Math.min(BATCH_BYTES - this.#filled, chunk.length - offset)
+      new Uint8Array(this.#batch, this.#filled, take).set(chunk.subarray(offset, offset + take))
+      this.#filled += take
+      offset += take
+      if (this.#filled === BATCH_BYTES) this.flush()
+    }
+  }
+
+  /** Sends what is batched; call it when a write ends, so an idle upload holds no batch. */
+  flush(): void {
+    if (this.#batch && this.#filled > 0) this.#thread.post(this.#id, this.#batch, this.#filled)
+    else if (this.#batch) this.#thread.giveBack(this.#batch)
+    this.#batch = undefined
+    this.#filled = 0
+  }
+
+  /** A promise to wait on before giving more bytes, or undefined when there is room now. */
+  room(): Promise<void> | undefined {
+    return this.#thread.room()
+  }
+
+  /** The hex digest of every byte given so far; undefined if the hashing thread died meanwhile. */
+  digest(): Promise<string | undefined> {
+    this.flush()
+    return this.#thread.digest(this.#id)
+  }
+
+  drop(): void {
+    if (this.#dropped) return
+    this.#dropped = true
+    if (this.#batch) this.#thread.giveBack(this.#batch)
+    this.#batch = undefined
+    this.#thread.drop(this.#id)
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The thread that hashes uploads for OffThreadSha256 (off-thread-sha256.ts). Messages arrive in
+ * the order they were posted, so a `digest` request answers for every batch posted before it.
+ */
+import { createHash, type Hash } from 'node:crypto'
+import { parentPort } from 'node:worker_threads'
+import type { ToHasher } from './off-thread-sha256.ts'
+
+const port = parentPort
+if (!port) throw new Error('sha256-worker.ts runs only as a worker thread')
+
+const hashes = new Map<number, Hash>()
+
+port.on('message', (message: ToHasher) => {
+  switch (message.type) {
+    case 'update': {
+      let hash = hashes.get(message.id)
+      if (!hash) {
+        hash = createHash('sha256')
+        hashes.set(message.id, hash)
+      }
+      hash.update(new Uint8Array(message.buffer, 0, message.length))
+      // The batch buffer goes back to be filled again: no allocation per batch on either side.
+      port.postMessage({ type: 'consumed', buffer: message.buffer }, [message.buffer])
+      return
+    }
+    case 'digest': {
+      const hash = hashes.get(message.id) ?? createHash('sha256')
+      // A copy: the upload may still grow, or its finish run again.
+      port.postMessage({
+        type: 'digest',
+        request: message.request,
+        sha256: hash.copy().digest('hex'),
+      })
+      return
+    }
+    case 'drop':
+      hashes.delete(message.id)
+      return
+  }
+})
