@@ -35,6 +35,7 @@ import {
   GiB,
   KiB,
   MiB,
+  rufhUpload,
   send,
   sinkUpload,
   tusCreate,
@@ -546,6 +547,7 @@ function tusContenders(
 /** The figures the targets are judged on. */
 interface Figures {
   readonly single: Figure
+  readonly rufh: Figure
   readonly chunked: Figure
   readonly creations: Figure
   readonly finish: readonly [Figure, Figure, Figure]
@@ -756,6 +758,17 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     { rss: rssSingle, cpu: cpuFigures('single', 'one PATCH') },
   )
 
+  // The same bytes over RUFH, on tusbox only (bare @tus/server does not speak it): against the
+  // one-PATCH tus figure, what the RUFH edge and its 104 progress answers cost.
+  const rufh = define('rufh', `${big} upload, one RUFH creation (interop 8)`, 'MiB/s', 0)
+  await measure(
+    lab,
+    [rufh],
+    tusContenders(lab, (endpoint) => throughput(size, () => rufhUpload(endpoint, size))).filter(
+      (contender) => contender.subject !== 'B',
+    ),
+  )
+
   const chunked = define('chunked', `${big} upload, ${chunk} PATCHes`, 'MiB/s', 0)
   await measure(
     lab,
@@ -811,6 +824,7 @@ async function runScenarios(lab: Lab): Promise<Figures> {
   if (!heavy.rss) throw new Error('the heavy crowd measures peak RSS')
   return {
     single,
+    rufh,
     chunked,
     creations,
     finish,
@@ -893,6 +907,14 @@ function targets(figures: Figures): Target[] {
         basis: basis([series(finishBig, subject), series(finishSmall, subject)]),
       },
     ]),
+    ...(['C', 'D'] as const).map((subject) =>
+      atLeast(
+        `${size}, RUFH / tus one PATCH, ${store[subject]} (${subject})`,
+        series(figures.rufh, subject),
+        series(figures.single, subject),
+        0.95,
+      ),
+    ),
     atLeast(
       'Creations/s: C/B',
       series(figures.creations, 'C'),

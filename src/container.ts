@@ -8,6 +8,7 @@ import { migrateLatest } from './db/migrate.ts'
 import { checkDatabaseReachable } from './db/reachability.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
 import { anonymousHostNames } from './http/host-check.ts'
+import { presentFile } from './http/presenters.ts'
 import { bossJobQueue, bossTopics, createBoss, queueStats, startBoss } from './jobs/boss.ts'
 import { outboxDeliverHandler } from './jobs/handlers/outbox-deliver.ts'
 import { outboxSweepHandler } from './jobs/handlers/outbox-sweep.ts'
@@ -25,10 +26,11 @@ import {
 import { Metrics } from './metrics/metrics.ts'
 import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
+import { createRufhHandler } from './rufh/rufh-handler.ts'
 import { BufferBudget } from './tus/buffer-budget.ts'
 import { createDatastore, type Datastore } from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
-import { createTusHandler } from './tus/tus-server.ts'
+import { createTusHandler, TUS_PATH } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
 import {
@@ -206,6 +208,20 @@ export async function buildContainer(
     logger,
     metrics,
   })
+  const rufh = createRufhHandler({
+    path: TUS_PATH,
+    writer: datastore.writer,
+    storage: datastore.storage,
+    locker,
+    uploads,
+    finishUpload,
+    presentFile,
+    maxSize: config.uploads.maxSize,
+    expirationMs: config.uploads.expirationMs,
+    publicUrl: config.http.publicUrlExplicit ? config.http.publicUrl : undefined,
+    logger,
+    metrics,
+  })
   const authenticate = createAuthenticate(config.auth)
   const readiness = [
     { name: 'database', check: () => checkDatabase(knex) },
@@ -213,6 +229,7 @@ export async function buildContainer(
   ]
   const app = createApp({
     tus,
+    rufh,
     authenticate,
     demoPage: config.http.demoPage,
     hostNames: config.auth.mode === 'none' ? anonymousHostNames(config.http) : undefined,

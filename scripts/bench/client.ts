@@ -157,6 +157,25 @@ export async function tusUpload(endpoint: string, size: number, chunk = size): P
   return url
 }
 
+/**
+ * A whole upload over RUFH (interop 8): one creation that carries every byte with
+ * `Upload-Complete: ?1`. Node's client takes the 104s tusbox sends on the way as 'information'
+ * events; the final answer is the stored file.
+ */
+export async function rufhUpload(endpoint: string, size: number): Promise<void> {
+  const answer = await send(endpoint, {
+    method: 'POST',
+    headers: {
+      'Upload-Draft-Interop-Version': '8',
+      'Upload-Complete': '?1',
+      'Content-Type': 'text/plain',
+      'Content-Disposition': 'attachment; filename="bench.txt"',
+    },
+    body: { offset: 0, length: size },
+  })
+  expectStatus(answer, 200, `RUFH POST ${endpoint}`)
+}
+
 /** Reference A: the file's bytes sent to the sink, in requests of `chunk` bytes. */
 export async function sinkUpload(url: string, size: number, chunk = size): Promise<void> {
   for (let offset = 0; offset < size; offset += chunk) {

@@ -1,3 +1,4 @@
+import type { HttpBindings } from '@hono/node-server'
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Authenticate } from '../auth/authenticate.ts'
@@ -5,6 +6,8 @@ import type { CorsPolicy } from '../lib/cors-policy.ts'
 import type { Logger } from '../lib/logger.ts'
 import { VERSION } from '../lib/version.ts'
 import type { OutboxOperations } from '../outbox/operations.ts'
+import { isRufhRequest } from '../rufh/interop.ts'
+import type { RufhHandler } from '../rufh/rufh-handler.ts'
 import { TUS_PATH, type TusHandler } from '../tus/tus-server.ts'
 import type { BatchService } from '../uploads/batch.service.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
@@ -12,6 +15,7 @@ import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
 import { onlyHostNames } from './host-check.ts'
+import { interimSender } from './interim.ts'
 import { requestContext } from './request-context.ts'
 import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
@@ -26,6 +30,7 @@ export const MAX_JSON_BODY_BYTES = 16 * 1024
 
 export interface AppDeps {
   readonly tus: TusHandler
+  readonly rufh: RufhHandler
   readonly authenticate: Authenticate
   readonly cors: CorsPolicy
   readonly uploads: UploadService
@@ -53,10 +58,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   )
 
   // app.all: Hono routes HEAD through GET handlers, and tus needs its own HEAD. The body is
-  // handed to tus as a stream; no body-parsing middleware may run on these paths.
-  const tus = (c: Context<AppEnv>) => deps.tus(c.req.raw, c.get('principal'))
-  app.all(TUS_PATH, tus)
-  app.all(`${TUS_PATH}/*`, tus)
+  // handed on as a stream; no body-parsing middleware may run on these paths. One endpoint,
+  // two protocols: a request naming a RUFH interop version (and no tus version) is RUFH.
+  const uploadEndpoint = (c: Context<AppEnv>) => {
+    if (!isRufhRequest(c.req.raw.headers)) return deps.tus(c.req.raw, c.get('principal'))
+    const env: Partial<HttpBindings> | undefined = c.env
+    return deps.rufh(c.req.raw, c.get('principal'), interimSender(env?.incoming, env?.outgoing))
+  }
+  app.all(TUS_PATH, uploadEndpoint)
+  app.all(`${TUS_PATH}/*`, uploadEndpoint)
 
   app.use(
     '/api/*',

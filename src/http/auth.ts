@@ -1,3 +1,4 @@
+import type { HttpBindings } from '@hono/node-server'
 import type { Context, MiddlewareHandler } from 'hono'
 import type { Authenticate, Principal } from '../auth/authenticate.ts'
 import { AppError } from '../lib/errors.ts'
@@ -5,6 +6,8 @@ import type { Viewer } from '../uploads/types.ts'
 
 export interface AppEnv {
   Variables: { principal: Principal }
+  /** Node's request and response, under the node:http server (absent in `app.request` tests). */
+  Bindings: Partial<HttpBindings>
 }
 
 /**

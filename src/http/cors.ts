@@ -1,10 +1,10 @@
 import type { MiddlewareHandler } from 'hono'
-import type { CorsPolicy } from '../lib/cors-policy.ts'
+import { type CorsPolicy, RUFH_RESPONSE_HEADERS } from '../lib/cors-policy.ts'
 import { TUS_HEADERS } from '../tus/tus-server.ts'
 
-/** What a page may read: the tus headers tus-js-client needs, and ours. */
+/** What a page may read: the tus and RUFH headers tus-js-client needs, and ours. */
 const EXPOSED_HEADERS = [
-  ...TUS_HEADERS,
+  ...new Set([...TUS_HEADERS, ...RUFH_RESPONSE_HEADERS]),
   'Upload-Expires',
   'Tus-Checksum-Algorithm',
   'Retry-After',

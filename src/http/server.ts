@@ -7,7 +7,7 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { getRequestListener, RequestError } from '@hono/node-server'
+import { getRequestListener, type HttpBindings, RequestError } from '@hono/node-server'
 import { errorBody } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 
@@ -46,7 +46,8 @@ export const HTTP_LIMITS: HttpLimits = {
   keepAliveTimeoutMs: 65_000,
 }
 
-type Fetch = (request: Request) => Response | Promise<Response>
+/** The app's fetch; `env` hands it Node's request and response (for 1xx answers). */
+type Fetch = (request: Request, env: HttpBindings) => Response | Promise<Response>
 
 interface Exchange {
   readonly incoming: IncomingMessage
@@ -67,7 +68,7 @@ export function createHttpServer(
   const exchanges = new WeakMap<Duplex, Exchange>()
   const listener = getRequestListener(
     async (request, env) => {
-      const response = await fetch(request)
+      const response = await fetch(request, env as HttpBindings)
       // An answer that comes before the whole body (a refused PATCH, a 413) leaves bytes on the
       // wire; the adapter gives them 500 ms to drain and then closes the connection. Saying so
       // (RFC 9112 §9.6) keeps the client from sending its next request into a closing connection.
@@ -257,9 +258,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   let closing = false
 
   const server = createHttpServer(
-    (request) => {
+    (request, env) => {
       const handled = Promise.resolve()
-        .then(() => options.fetch(request))
+        .then(() => options.fetch(request, env))
         .then((response) => {
           // A kept-alive connection would take the client's next request to a server going away.
           if (closing) response.headers.set('Connection', 'close')

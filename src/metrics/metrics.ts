@@ -8,6 +8,7 @@ import type {
 } from '../outbox/deliver-event.ts'
 import type { TusMetrics } from '../tus/tus-server.ts'
 import type { PurgeReport } from '../uploads/purge.ts'
+import type { UploadProtocol } from '../uploads/types.ts'
 
 /** What the database says at scrape time: cheap indexed counts, never a scan of history. */
 export interface MetricsQueries {
@@ -42,7 +43,7 @@ export class Metrics implements TusMetrics, DeliveryMetrics, JobMetrics {
   readonly #registry = new Registry()
   readonly #queries: MetricsQueries
   readonly #logger: Logger
-  readonly #created: Counter
+  readonly #created: Counter<'protocol'>
   readonly #stored: Counter
   readonly #failed: Counter<'reason'>
   readonly #bytes: Counter
@@ -65,7 +66,8 @@ export class Metrics implements TusMetrics, DeliveryMetrics, JobMetrics {
     collectDefaultMetrics({ register: this.#registry })
     this.#created = new Counter({
       name: 'tusbox_uploads_created_total',
-      help: 'Uploads created (tus POST accepted, row recorded as UPLOADING)',
+      help: 'Uploads created (row recorded as UPLOADING), by protocol: tus or rufh',
+      labelNames: ['protocol'],
       registers,
     })
     this.#stored = new Counter({
@@ -141,8 +143,8 @@ export class Metrics implements TusMetrics, DeliveryMetrics, JobMetrics {
     return this.#registry.metrics()
   }
 
-  uploadCreated(): void {
-    this.#created.inc()
+  uploadCreated(protocol: UploadProtocol): void {
+    this.#created.inc({ protocol })
   }
 
   bytesReceived(bytes: number): void {

@@ -8,12 +8,13 @@ import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
 import { uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadFile } from '../uploads/types.ts'
 import type { UploadAction, UploadService } from '../uploads/upload.service.ts'
+import type { TusMetrics } from './tus-server.ts'
 
 export interface HookDeps {
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
   readonly logger: Logger
-  readonly metrics: { uploadCreated(): void }
+  readonly metrics: TusMetrics
 }
 
 /**
@@ -64,7 +65,7 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
         owner: state.principal.owner,
       })
       state.file = file
-      deps.metrics.uploadCreated()
+      deps.metrics.uploadCreated('tus')
       deps.logger.info('upload created', {
         uploadId: file.id,
         size: file.declaredSize,

@@ -3,14 +3,14 @@ import { HEADERS, type Locker, TUS_RESUMABLE } from '@tus/utils'
 import { v7 as uuidv7 } from 'uuid'
 import type { Principal } from '../auth/authenticate.ts'
 import { databaseUnavailable } from '../db/errors.ts'
-import type { CorsPolicy } from '../lib/cors-policy.ts'
+import { type CorsPolicy, RUFH_REQUEST_HEADERS } from '../lib/cors-policy.ts'
 import { isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
 import { SNIFF_BYTES } from '../uploads/content-type.ts'
 import { type FinishUpload, failureError, type ScreenUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
-import type { UploadFile } from '../uploads/types.ts'
+import type { UploadFile, UploadProtocol } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import { admitBufferedBody, type BufferedBodyTarget, tusCreationTarget } from './body-admission.ts'
 import type { BufferBudget, BufferReservation } from './buffer-budget.ts'
@@ -37,7 +37,7 @@ export const MAX_METADATA_BYTES = 4096
 /** What the tus edge counts (metrics); the container wires it. Bytes are counted by the store. */
 export interface TusMetrics {
   /** An upload was registered (its row is UPLOADING). */
-  uploadCreated(): void
+  uploadCreated(protocol: UploadProtocol): void
 }
 
 export interface TusDeps {
@@ -81,8 +81,8 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     generateUrl: (_req, { proto, host, path, id }) =>
       `${deps.publicUrl ?? `${proto}://${host}`}${path}/${uploadIdFromStorageKey(id)}`,
     allowedOrigins: (origin) => deps.cors.allows(origin),
-    // Browsers may send these only when the preflight allows them.
-    allowedHeaders: ['Upload-Checksum', 'X-Request-Id'],
+    // Browsers may send these only when the preflight allows them; RUFH shares the endpoint.
+    allowedHeaders: ['Upload-Checksum', 'X-Request-Id', ...RUFH_REQUEST_HEADERS],
     ...createHooks(deps, states),
   })
 

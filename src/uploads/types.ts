@@ -3,6 +3,9 @@ import type { Readable } from 'node:stream'
 export const UPLOAD_STATUSES = ['UPLOADING', 'STORED', 'FAILED', 'DELETED', 'EXPIRED'] as const
 export type UploadStatus = (typeof UPLOAD_STATUSES)[number]
 
+/** The protocol an upload was created with; both end in the same rows, store and finish. */
+export type UploadProtocol = 'tus' | 'rufh'
+
 export interface UploadFile {
   readonly id: string
   readonly owner: string | null
@@ -80,6 +83,48 @@ export interface UploadStorage {
   remove(key: string): Promise<void>
   /** Throws when the store cannot be reached or written. */
   checkReady(): Promise<void>
+}
+
+/** How one append ran: where the upload now ends, and whether the body went past its limit. */
+export interface AppendOutcome {
+  readonly offset: number
+  /** The whole body arrived: it was neither cut off, nor stopped, nor too long. */
+  readonly bodyEnded: boolean
+  /** The body carried more than `maxBytes`: only `maxBytes` of it were stored. */
+  readonly overflowed: boolean
+}
+
+export interface AppendOptions {
+  /** The most bytes this body may add (the known length, or the size limit, minus the offset). */
+  readonly maxBytes: number
+  /** Aborted: stop reading and keep what arrived (another request took the upload over). */
+  readonly signal: AbortSignal
+  /** Told the offset as bytes pass on their way to the store. */
+  readonly onProgress?: (offset: number) => void
+}
+
+/**
+ * How a protocol edge without a store of its own (RUFH) creates uploads and appends to them, in
+ * the store tus writes to, through the same hashing and counting. tus/datastore/ implements it.
+ */
+export interface UploadWriter {
+  create(
+    key: string,
+    size: number | undefined,
+    metadata: Readonly<Record<string, string | null>>,
+  ): Promise<void>
+  /**
+   * Streams `body` into the upload from `offset`. A body that stops early (a cut connection, an
+   * abort) keeps what arrived: the answer is where the stored bytes end, never an error for that.
+   */
+  append(
+    key: string,
+    offset: number,
+    body: Readable,
+    options: AppendOptions,
+  ): Promise<AppendOutcome>
+  /** Records the length of an upload created without one. */
+  declareLength(key: string, size: number): Promise<void>
 }
 
 /** What the process that received an upload's bytes learnt from them on the way in. */

@@ -7,6 +7,7 @@ import { pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
+import type { TusOptions, TusProtocol } from '../helpers/tus-client.ts'
 
 const SECRET = 'a-shared-hs256-secret-for-the-browser'
 
@@ -32,27 +33,34 @@ async function startPageServer(): Promise<{ server: Server; origin: string }> {
 function uploadFromPage(
   browser: Browser,
   origin: string,
-  upload: { endpoint: string; token: string; bytes: Uint8Array },
+  upload: { endpoint: string; token: string; bytes: Uint8Array; protocol?: TusProtocol },
 ): Promise<{ url?: string; error?: string }> {
   return browser.context.newPage().then(async (page) => {
     await page.goto(origin)
     return page.evaluate(
-      ({ endpoint, token, bytes }) =>
+      ({ endpoint, token, bytes, protocol }) =>
         new Promise<{ url?: string; error?: string }>((resolve) => {
           const tus = (globalThis as unknown as { tus: typeof import('tus-js-client') }).tus
           const file = new Blob([new Uint8Array(bytes)], { type: 'image/png' })
-          const client = new tus.Upload(file, {
+          const options: TusOptions & import('tus-js-client').UploadOptions = {
             endpoint,
+            protocol,
             chunkSize: 64 * 1024,
             retryDelays: [],
             headers: { Authorization: `Bearer ${token}` },
             metadata: { filename: 'from-the-browser.png', filetype: 'image/png' },
             onSuccess: () => resolve({ url: client.url ?? undefined }),
             onError: (error) => resolve({ error: String(error) }),
-          })
+          }
+          const client = new tus.Upload(file, options)
           client.start()
         }),
-      { endpoint: upload.endpoint, token: upload.token, bytes: [...upload.bytes] },
+      {
+        endpoint: upload.endpoint,
+        token: upload.token,
+        bytes: [...upload.bytes],
+        protocol: upload.protocol ?? 'tus-v1',
+      },
     )
   })
 }
@@ -94,6 +102,23 @@ describe('CORS from a real browser (chromium)', () => {
     expect(result.error).toBeUndefined()
     const id = result.url?.split('/').at(-1) ?? ''
     await expectStoredOnce(server.knex, id, bytes)
+  })
+
+  it('uploads over RUFH (tus-js-client ietf-draft-05) from an allowed origin, its headers allowed and exposed', async () => {
+    const bytes = pngBytes(200_000)
+
+    const result = await uploadFromPage(browser, allowed.origin, {
+      endpoint: server.tusEndpoint,
+      token,
+      bytes,
+      protocol: 'ietf-draft-05',
+    })
+
+    expect(result.error).toBeUndefined()
+    const id = result.url?.split('/').at(-1) ?? ''
+    await expectStoredOnce(server.knex, id, bytes)
+    const metrics = await server.container.metrics.render()
+    expect(metrics).toMatch(/tusbox_uploads_created_total\{protocol="rufh"\} 1/)
   })
 
   it('is refused by the browser itself from an origin that is not allowed, before any upload exists', async () => {

@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKnex } from '../../src/db/knex.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts'
 import { pngBytes, sha256 } from '../helpers/fixtures.ts'
-import { expectStoredOnce } from '../helpers/records.ts'
+import { expectStoredOnce, uploadLocksHeld } from '../helpers/records.ts'
 import { type RoundRobinProxy, startRoundRobinProxy } from '../helpers/round-robin-proxy.ts'
+import { jsonOf, resumeOverStalledAppend } from '../helpers/rufh-client.ts'
 import { type OpenedStore, TEST_STORES } from '../helpers/stores.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, encodeMetadata, patchUpload, TUS } from '../helpers/tus-requests.ts'
@@ -57,16 +58,6 @@ describe.each(TEST_STORES)(
       const child = spawnTusbox(['serve'], settings)
       const listening = await logLine(child, 'tusbox is listening')
       return { child, url: String(listening.url) }
-    }
-
-    /** Upload locks the instances hold: one per upload a request is working on. */
-    async function uploadLocksHeld(): Promise<number> {
-      const { rows } = await knex.raw(
-        `SELECT count(*) AS count FROM pg_locks JOIN pg_stat_activity USING (pid)
-        WHERE locktype = 'advisory' AND granted AND application_name = 'tusbox-locker'
-          AND datname = current_database()`,
-      )
-      return Number(rows[0].count)
     }
 
     async function lockerSessions(): Promise<number> {
@@ -149,7 +140,7 @@ describe.each(TEST_STORES)(
         signal: dropped.signal,
       } as RequestInit).catch((error: unknown) => error)
       await waitUntil('the stalled PATCH holds the upload lock', async () => {
-        return (await uploadLocksHeld()) === 1
+        return (await uploadLocksHeld(knex)) === 1
       })
 
       const resumed = await uploadWithTus(`${proxy.url}/files`, bytes, { uploadUrl: url })
@@ -160,7 +151,7 @@ describe.each(TEST_STORES)(
       dropped.abort()
       await stalled
       await expectStoredOnce(knex, resumed.id, bytes)
-      expect(await uploadLocksHeld()).toBe(0)
+      expect(await uploadLocksHeld(knex)).toBe(0)
     })
 
     it('finishes a deferred-length upload whose length was declared on the other instance', async () => {
@@ -195,13 +186,31 @@ describe.each(TEST_STORES)(
       await expectStoredOnce(knex, id, bytes)
     })
 
+    it('ends a stalled RUFH append on one instance within a second of a HEAD on the other, and completes the upload exact', async () => {
+      const bytes = pngBytes(512 * KiB)
+
+      const resumed = await resumeOverStalledAppend(proxy.url, bytes, async () => {
+        return (await uploadLocksHeld(knex)) === 1
+      })
+
+      const [stalledOn] = instancesServing('PATCH', resumed.path)
+      const [headOn] = instancesServing('HEAD', resumed.path)
+      expect(headOn).not.toBe(stalledOn)
+      expect(resumed.staleEndedAfterMs).toBeLessThan(1000)
+      expect(resumed.head.final?.status).toBe(204)
+      expect(resumed.completion.final?.status).toBe(200)
+      const { id } = jsonOf(resumed.completion.final) as { id: string }
+      await expectStoredOnce(knex, id, bytes)
+      expect(await uploadLocksHeld(knex)).toBe(0)
+    })
+
     it('stops both instances cleanly on SIGTERM, leaving no upload lock and no locker session', async () => {
       const codes = await Promise.all(instances.map(({ child }) => stop(child, 'SIGTERM')))
 
       expect(codes).toEqual([0, 0])
       // A backend ends a moment after its client's socket closes.
       await waitUntil('the locker sessions have ended', async () => (await lockerSessions()) === 0)
-      expect(await uploadLocksHeld()).toBe(0)
+      expect(await uploadLocksHeld(knex)).toBe(0)
     })
   },
 )

@@ -35,3 +35,13 @@ export async function countDeliveryJobs(knex: Knex): Promise<number> {
     .count<{ count: string }[]>({ count: '*' })
   return Number(row?.count ?? 0)
 }
+
+/** Upload locks the tusbox instances on this database hold: one per upload a request works on. */
+export async function uploadLocksHeld(knex: Knex): Promise<number> {
+  const { rows } = await knex.raw(
+    `SELECT count(*) AS count FROM pg_locks JOIN pg_stat_activity USING (pid)
+    WHERE locktype = 'advisory' AND granted AND application_name = 'tusbox-locker'
+      AND datname = current_database()`,
+  )
+  return Number(rows[0].count)
+}

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import type { HttpBindings } from '@hono/node-server'
 import type { Knex } from 'knex'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { buildContainer, type Container, openDatabase } from '../../src/container.ts'
@@ -47,9 +48,9 @@ export async function startTestServer(
   const logger =
     options.logger ?? createLogger(loadConfig({ LOG_LEVEL: 'silent', ...env }).logLevel)
   // Listen first, so PUBLIC_URL (used in Location and in events) can name the real port.
-  let fetchHandler: (request: Request) => Response | Promise<Response> = () =>
+  let fetchHandler: (request: Request, env: HttpBindings) => Response | Promise<Response> = () =>
     new Response('starting', { status: 503 })
-  const server = createHttpServer((request) => fetchHandler(request), {
+  const server = createHttpServer((request, env) => fetchHandler(request, env), {
     hostname: '127.0.0.1',
     logger,
     ...(options.httpLimits ? { limits: options.httpLimits } : {}),

@@ -1,6 +1,14 @@
 import * as tus from 'tus-js-client'
 
-export type TusOptions = Omit<tus.UploadOptions, 'endpoint' | 'onSuccess' | 'onError'>
+/**
+ * `protocol` picks tus 1.0 or one of the two RUFH drafts tus-js-client 4 speaks; its upload.js
+ * reads the option, but 4.3.1's index.d.ts does not declare it.
+ */
+export type TusProtocol = 'tus-v1' | 'ietf-draft-03' | 'ietf-draft-05'
+
+export type TusOptions = Omit<tus.UploadOptions, 'endpoint' | 'onSuccess' | 'onError'> & {
+  readonly protocol?: TusProtocol
+}
 
 export interface FinishedUpload {
   readonly url: string

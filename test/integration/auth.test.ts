@@ -158,6 +158,48 @@ describe.each(TEST_STORES)(
       expect((await api(`/api/files/${id}/content`, 'alice')).status).toBeLessThan(400)
     })
 
+    it("answers RUFH requests only for the owner's uploads: 401 without a token, 404 to another owner", async () => {
+      const rufh = (headers: Record<string, string>) => ({
+        'Upload-Draft-Interop-Version': '8',
+        ...headers,
+      })
+      const created = await fetch(server.tusEndpoint, {
+        method: 'POST',
+        headers: rufh({ ...(await bearer('alice')), 'Upload-Complete': '?0' }),
+      })
+      expect(created.status).toBe(201)
+      const url = created.headers.get('location') ?? ''
+      const id = url.slice(url.lastIndexOf('/') + 1)
+      const mallory = await bearer('mallory')
+      const append = rufh({
+        'Upload-Offset': '0',
+        'Upload-Complete': '?1',
+        'Content-Type': 'application/partial-upload',
+      })
+
+      const anonymous = await fetch(server.tusEndpoint, {
+        method: 'POST',
+        headers: rufh({ 'Upload-Complete': '?0' }),
+      })
+      const answers = [
+        await fetch(url, { method: 'HEAD', headers: rufh(mallory) }),
+        await fetch(url, { method: 'PATCH', headers: { ...append, ...mallory }, body: 'x' }),
+        await fetch(url, { method: 'DELETE', headers: rufh(mallory) }),
+      ]
+
+      expect(anonymous.status).toBe(401)
+      expect(answers.map((response) => response.status)).toEqual([404, 404, 404])
+      const bytes = pngBytes(3_000)
+      const mine = await fetch(url, {
+        method: 'PATCH',
+        headers: { ...append, ...(await bearer('alice')) },
+        body: bytes,
+      })
+      expect(mine.status).toBe(200)
+      await expectStoredOnce(server.knex, id, bytes)
+      expect((await server.knex('upload_files').where({ id }).first()).owner).toBe('alice')
+    })
+
     it('opens /api/admin only to tokens with the admin claim', async () => {
       const plain = await api('/api/admin/outbox', 'alice')
       expect(plain.status).toBe(403)
@@ -213,6 +255,22 @@ describe('per-owner limits', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
     expect((await errorOf(refused)).code).toBe('too_many_unfinished_uploads')
     expect((await createUpload(server.tusEndpoint, 10, FILE, await as('idle'))).status).toBe(201)
+  })
+
+  it('counts RUFH creations against the same unfinished uploads limit', async () => {
+    const headers = { ...(await as('phone')), 'Upload-Draft-Interop-Version': '8' }
+    const create = () =>
+      fetch(server.tusEndpoint, {
+        method: 'POST',
+        headers: { ...headers, 'Upload-Complete': '?0', 'Upload-Length': '10' },
+      })
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await create()).status)
+
+    expect(statuses).toEqual([201, 201, 201, 429])
+    const refused = await create()
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect((await errorOf(refused)).code).toBe('too_many_unfinished_uploads')
   })
 
   it('counts declared bytes, and a deferred length as the largest file', async () => {
@@ -350,6 +408,46 @@ describe('CORS (CORS_ALLOWED_ORIGINS)', () => {
       headers: { Origin: 'https://evil.test', 'Access-Control-Request-Method': 'GET' },
     })
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull()
+  })
+
+  it('lets an allowed origin send the RUFH request headers and read the RUFH answer headers', async () => {
+    const preflight = await fetch(server.tusEndpoint, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: ALLOWED,
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers':
+          'upload-draft-interop-version, upload-complete, upload-length, content-disposition',
+      },
+    })
+    const allowedHeaders = (
+      preflight.headers.get('access-control-allow-headers') ?? ''
+    ).toLowerCase()
+    for (const header of [
+      'upload-draft-interop-version',
+      'upload-complete',
+      'upload-length',
+      'content-disposition',
+    ]) {
+      expect(allowedHeaders).toContain(header)
+    }
+
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { Origin: ALLOWED, 'Upload-Draft-Interop-Version': '8', 'Upload-Complete': '?0' },
+    })
+    expect(created.status).toBe(201)
+    const exposed = (created.headers.get('access-control-expose-headers') ?? '').toLowerCase()
+    for (const header of [
+      'location',
+      'upload-offset',
+      'upload-complete',
+      'upload-limit',
+      'upload-length',
+      'upload-draft-interop-version',
+    ]) {
+      expect(exposed).toContain(header)
+    }
   })
 
   it('lets an allowed origin read API answers and errors', async () => {

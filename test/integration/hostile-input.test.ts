@@ -976,7 +976,206 @@ function tusPatchHeaders(offset: number): RawHeaders {
   ]
 }
 
-const STORE_CASES = [...idCases, ...lengthCases, ...offsetCases, ...overrideCases, ...metadataCases]
+const RUFH = { 'Upload-Draft-Interop-Version': '8' }
+const PARTIAL_UPLOAD = 'application/partial-upload'
+const INCONSISTENT_LENGTH =
+  'https://iana.org/assignments/http-problem-types#inconsistent-upload-length'
+
+const rufhCreate = (ctx: Ctx, headers: Record<string, string>, body?: Uint8Array) =>
+  request(ctx, 'POST', '/files', { ...RUFH, 'Content-Type': 'image/png', ...headers }, body)
+
+const rufhAppend = (
+  ctx: Ctx,
+  url: string,
+  headers: Record<string, string>,
+  body: Uint8Array = pngBytes(10),
+) =>
+  request(
+    ctx,
+    'PATCH',
+    url,
+    {
+      ...RUFH,
+      'Content-Type': PARTIAL_UPLOAD,
+      'Upload-Offset': '0',
+      'Upload-Complete': '?0',
+      ...headers,
+    },
+    body,
+  )
+
+function expectProblem(reply: Reply, type: string): void {
+  expect(reply.headers.get('content-type')).toBe('application/problem+json')
+  expect(JSON.parse(reply.body).type).toBe(type)
+}
+
+/** RUFH requests on the same endpoint and the same uploads (created here with tus). */
+const rufhCases: HostileCase[] = [
+  {
+    what: 'a RUFH creation with Upload-Complete: ?2',
+    status: 400,
+    code: 'malformed_header',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?2' }),
+  },
+  {
+    what: 'a RUFH creation with Upload-Complete: ?1;x',
+    status: 400,
+    code: 'malformed_header',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?1;x' }),
+  },
+  {
+    what: 'a RUFH creation with Upload-Complete sent twice',
+    status: 400,
+    code: 'malformed_header',
+    send: (ctx) =>
+      viaWire(
+        ctx,
+        rawRequest('POST', '/files', [
+          ['Upload-Draft-Interop-Version', '8'],
+          ['Upload-Complete', '?0'],
+          ['Upload-Complete', '?1'],
+          ['Content-Length', '0'],
+        ]),
+      ),
+  },
+  {
+    what: 'a RUFH creation with a negative Upload-Length',
+    status: 400,
+    code: 'malformed_header',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Length': '-1' }),
+  },
+  {
+    what: 'a RUFH creation with a 16-digit Upload-Length',
+    status: 400,
+    code: 'malformed_header',
+    send: (ctx) =>
+      rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Length': '1234567890123456' }),
+  },
+  {
+    what: 'a RUFH creation with an Upload-Length above the limit',
+    status: 413,
+    code: 'max_size_exceeded',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Length': '999999999999999' }),
+    check: async (_ctx, _target, reply) => {
+      expect(reply.headers.get('upload-limit')).toMatch(`max-size=${MAX_SIZE}`)
+    },
+  },
+  {
+    what: 'a RUFH creation whose Upload-Length and completing body disagree',
+    status: 400,
+    send: (ctx) =>
+      rufhCreate(ctx, { 'Upload-Complete': '?1', 'Upload-Length': '99' }, pngBytes(100)),
+    check: async (_ctx, _target, reply) => expectProblem(reply, INCONSISTENT_LENGTH),
+  },
+  {
+    what: 'a RUFH creation sent as application/partial-upload',
+    status: 400,
+    code: 'partial_upload_on_creation',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Content-Type': PARTIAL_UPLOAD }),
+  },
+  {
+    what: 'a RUFH creation with a malformed Upload-Metadata',
+    status: 400,
+    code: 'invalid_metadata',
+    send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Metadata': 'a b c' }),
+  },
+  {
+    what: 'a RUFH creation whose Content-Disposition names a path',
+    status: 400,
+    code: 'invalid_filename',
+    send: (ctx) =>
+      rufhCreate(ctx, {
+        'Upload-Complete': '?0',
+        'Content-Disposition': 'attachment; filename="../../etc/passwd"',
+      }),
+  },
+  {
+    what: 'a RUFH request in interop version 99',
+    status: 400,
+    send: (ctx) =>
+      rufhCreate(ctx, { 'Upload-Draft-Interop-Version': '99', 'Upload-Complete': '?0' }),
+    check: async (_ctx, _target, reply) => {
+      expect(reply.headers.get('content-type')).toBe('application/problem+json')
+      expect(JSON.parse(reply.body)['supported-versions']).toEqual([3, 4, 5, 6, 7, 8])
+    },
+  },
+  {
+    what: 'a RUFH append with Upload-Offset: ?1',
+    status: 400,
+    code: 'malformed_header',
+    setup: newUpload(100),
+    send: (ctx, url) => rufhAppend(ctx, url, { 'Upload-Offset': '?1' }),
+  },
+  {
+    what: 'a RUFH append with a negative Upload-Offset',
+    status: 400,
+    code: 'malformed_header',
+    setup: newUpload(100),
+    send: (ctx, url) => rufhAppend(ctx, url, { 'Upload-Offset': '-5' }),
+  },
+  {
+    what: 'a RUFH interop 8 append that is not application/partial-upload',
+    status: 415,
+    code: 'unsupported_media_type',
+    setup: newUpload(100),
+    send: (ctx, url) => rufhAppend(ctx, url, { 'Content-Type': OFFSET_STREAM }),
+  },
+  {
+    what: 'a RUFH append whose Upload-Length disagrees with the upload',
+    status: 400,
+    setup: newUpload(100),
+    send: (ctx, url) => rufhAppend(ctx, url, { 'Upload-Length': '50' }),
+    check: async (_ctx, _target, reply) => expectProblem(reply, INCONSISTENT_LENGTH),
+  },
+  {
+    what: 'a RUFH append whose Content-Length goes past the known length',
+    status: 400,
+    setup: newUpload(100),
+    send: (ctx, url) => rufhAppend(ctx, url, {}, pngBytes(200)),
+    check: async (_ctx, url, reply) => {
+      expectProblem(reply, INCONSISTENT_LENGTH)
+      expect(await offsetOf(url)).toBe('0')
+    },
+  },
+  {
+    what: 'a chunked RUFH append that goes past the known length, which invalidates the upload',
+    status: 400,
+    setup: newUpload(100),
+    send: (ctx, url) =>
+      viaWire(
+        ctx,
+        rawRequest(
+          'PATCH',
+          pathOf(url),
+          [
+            ['Upload-Draft-Interop-Version', '8'],
+            ['Content-Type', PARTIAL_UPLOAD],
+            ['Upload-Offset', '0'],
+            ['Upload-Complete', '?0'],
+            ['Transfer-Encoding', 'chunked'],
+          ],
+          `c8\r\n${'x'.repeat(200)}\r\n0\r\n\r\n`,
+        ),
+      ),
+    untouched: false,
+    check: async (ctx, url, reply) => {
+      expectProblem(reply, INCONSISTENT_LENGTH)
+      const id = url.slice(url.lastIndexOf('/') + 1)
+      const row = await ctx.server.knex('upload_files').where({ id }).first()
+      expect(row.status).toBe('DELETED')
+      expect((await ctx.server.storedFiles()).some((name) => name.includes(id))).toBe(false)
+    },
+  },
+]
+
+const STORE_CASES = [
+  ...idCases,
+  ...lengthCases,
+  ...offsetCases,
+  ...overrideCases,
+  ...metadataCases,
+  ...rufhCases,
+]
 
 /** A store directory inside a fresh directory, with a file beside it that must stay untouched. */
 async function storeWithNeighbour(): Promise<{ parent: string; env: Record<string, string> }> {

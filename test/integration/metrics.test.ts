@@ -103,7 +103,7 @@ describe('GET /metrics', () => {
 
     expect([unsupported, mismatch]).toEqual(['unsupported_file_type', 'content_type_mismatch'])
     const grew = growth(before, await metrics())
-    expect(grew('tusbox_uploads_created_total')).toBe(3)
+    expect(grew('tusbox_uploads_created_total', { protocol: 'tus' })).toBe(3)
     expect(grew('tusbox_uploads_stored_total')).toBe(1)
     expect(grew('tusbox_uploads_failed_total', { reason: 'unsupported_file_type' })).toBe(1)
     expect(grew('tusbox_uploads_failed_total', { reason: 'content_type_mismatch' })).toBe(1)

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { elfBytes, MiB, pngBytes } from '../helpers/fixtures.ts'
 import { expectStoredOnce, recordsFor } from '../helpers/records.ts'
+import { interop8, pathOf, rufhRequest } from '../helpers/rufh-client.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
@@ -141,6 +142,41 @@ describe.each(TEST_STORES)('purge and repair on the $name store', (store) => {
     expect(first.finished).toBe(1)
     expect(second).toEqual({ checked: 0, finished: 0, batchesCompleted: 0 })
     await expectStoredOnce(server.knex, id, bytes)
+  })
+
+  it('expires an idle RUFH upload, and repairs one whose bytes all came without Upload-Complete: ?1', async () => {
+    const createRufh = async (bytes: Buffer, length: number) => {
+      const created = await rufhRequest(
+        server.url,
+        'POST',
+        '/files',
+        interop8([
+          ['Upload-Complete', '?0'],
+          ['Upload-Length', String(length)],
+          ['Content-Type', 'image/png'],
+        ]),
+        bytes,
+      )
+      expect(created.final?.status).toBe(201)
+      return pathOf(created.final?.headers.get('location')).slice('/files/'.length)
+    }
+    const idle = await createRufh(pngBytes(MiB).subarray(0, 1000), MiB)
+    const complete = pngBytes(30_000)
+    const unfinished = await createRufh(complete, complete.length)
+    await expire(idle)
+    await server
+      .knex('upload_files')
+      .where({ id: unfinished })
+      .update({ updated_at: new Date(Date.now() - 5 * 60_000) })
+
+    const purged = await purge()
+    const repaired = await repair()
+
+    expect(purged.expired).toBe(1)
+    expect((await recordsFor(server.knex, idle)).file.status).toBe('EXPIRED')
+    expect(await leftovers(idle)).toEqual([])
+    expect(repaired.finished).toBe(1)
+    await expectStoredOnce(server.knex, unfinished, complete)
   })
 
   it('leaves an idle incomplete upload alone when repairing, and looks at it once', async () => {

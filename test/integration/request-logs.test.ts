@@ -33,34 +33,38 @@ describe('request ids in the log', () => {
     return entries.slice(from)
   }
 
-  it('puts the request id, and the upload id, on every line each tus request logs', async () => {
-    const ids: Record<string, string> = {}
-    const upload = async (requestId: string) => {
-      const { id } = await uploadWithTus(server.tusEndpoint, pngBytes(6_000), {
-        metadata: { filename: `${requestId}.png` },
-        chunkSize: 2_000,
-        headers: { 'X-Request-Id': requestId },
-      })
-      ids[requestId] = id
-    }
+  it.each(['tus-v1', 'ietf-draft-05'] as const)(
+    'puts the request id, and the upload id, on every line each request logs (protocol %s)',
+    async (protocol) => {
+      const ids: Record<string, string> = {}
+      const upload = async (requestId: string) => {
+        const { id } = await uploadWithTus(server.tusEndpoint, pngBytes(6_000), {
+          protocol,
+          metadata: { filename: `${requestId}.png` },
+          chunkSize: 2_000,
+          headers: { 'X-Request-Id': requestId },
+        })
+        ids[requestId] = id
+      }
 
-    const lines = await loggedDuring(() => Promise.all([upload('upload-a'), upload('upload-b')]))
+      const lines = await loggedDuring(() => Promise.all([upload('upload-a'), upload('upload-b')]))
 
-    expect(
-      lines.filter((line) => !['upload-a', 'upload-b'].includes(String(line.requestId))),
-    ).toEqual([])
-    for (const requestId of ['upload-a', 'upload-b']) {
-      const mine = lines.filter((line) => line.requestId === requestId)
-      expect(mine.map((line) => line.uploadId)).toEqual(mine.map(() => ids[requestId]))
-      expect(mine.map((line) => line.message)).toEqual(
-        expect.arrayContaining(['upload created', 'upload stored', 'request handled']),
-      )
-      // POST, three PATCHes: each request's own line, with its method and outcome.
       expect(
-        mine.filter((line) => line.message === 'request handled').map((line) => line.method),
-      ).toEqual(['POST', 'PATCH', 'PATCH', 'PATCH'])
-    }
-  })
+        lines.filter((line) => !['upload-a', 'upload-b'].includes(String(line.requestId))),
+      ).toEqual([])
+      for (const requestId of ['upload-a', 'upload-b']) {
+        const mine = lines.filter((line) => line.requestId === requestId)
+        expect(mine.map((line) => line.uploadId)).toEqual(mine.map(() => ids[requestId]))
+        expect(mine.map((line) => line.message)).toEqual(
+          expect.arrayContaining(['upload created', 'upload stored', 'request handled']),
+        )
+        // POST, three PATCHes: each request's own line, with its method and outcome.
+        expect(
+          mine.filter((line) => line.message === 'request handled').map((line) => line.method),
+        ).toEqual(['POST', 'PATCH', 'PATCH', 'PATCH'])
+      }
+    },
+  )
 
   it('answers with the X-Request-Id it was sent, on the API as on tus', async () => {
     const api = await fetch(`${server.url}/api/files`, { headers: { 'X-Request-Id': 'trace-42' } })

@@ -92,6 +92,23 @@ describe.each(TEST_STORES)('hashing uploads as they stream in, on the $name stor
     expect(readBacks.count()).toEqual({ sha256: 0, readHead: 0 })
   })
 
+  it.each(['ietf-draft-03', 'ietf-draft-05'] as const)(
+    'stores a RUFH upload (tus-js-client %s) without reading its bytes back',
+    async (protocol) => {
+      const readBacks = readBacksOf(server)
+      const bytes = pngBytes(6 * MiB + 99)
+
+      const { id } = await uploadWithTus(server.tusEndpoint, bytes, {
+        protocol,
+        chunkSize: 2 * MiB,
+        metadata: png('rufh.png'),
+      })
+
+      await expectStoredOnce(server.knex, id, bytes)
+      expect(readBacks.count()).toEqual({ sha256: 0, readHead: 0 })
+    },
+  )
+
   it('stores a creation-with-upload without reading its bytes back', async () => {
     const readBacks = readBacksOf(server)
     const bytes = pngBytes(50 * KiB)

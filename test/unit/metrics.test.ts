@@ -20,13 +20,13 @@ describe('Metrics', () => {
     const first = metricsWith(answering).metrics
     const second = metricsWith(answering).metrics
 
-    first.uploadCreated()
+    first.uploadCreated('tus')
     first.bytesReceived(512)
 
     const [one, two] = [new Scrape(await first.render()), new Scrape(await second.render())]
-    expect(one.value('tusbox_uploads_created_total')).toBe(1)
+    expect(one.value('tusbox_uploads_created_total', { protocol: 'tus' })).toBe(1)
     expect(one.value('tusbox_upload_bytes_received_total')).toBe(512)
-    expect(two.value('tusbox_uploads_created_total')).toBe(0)
+    expect(two.value('tusbox_uploads_created_total', { protocol: 'tus' })).toBe(0)
     expect(one.value('tusbox_uploads_in_progress')).toBe(3)
   })
 
@@ -42,11 +42,11 @@ describe('Metrics', () => {
       uploadsInProgress: () => Promise.reject(new Error('connect ECONNREFUSED')),
       pendingEvents: () => Promise.reject(new Error('connect ECONNREFUSED')),
     })
-    metrics.uploadCreated()
+    metrics.uploadCreated('tus')
 
     const scrape = new Scrape(await metrics.render())
 
-    expect(scrape.value('tusbox_uploads_created_total')).toBe(1)
+    expect(scrape.value('tusbox_uploads_created_total', { protocol: 'tus' })).toBe(1)
     expect(scrape.value('tusbox_uploads_in_progress')).toBeNaN()
     expect(scrape.value('tusbox_outbox_pending_events')).toBeNaN()
     expect(scrape.value('tusbox_outbox_oldest_pending_age_seconds')).toBeNaN()

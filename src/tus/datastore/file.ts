@@ -6,7 +6,7 @@ import { FileStore } from '@tus/file-store'
 import type { FileStorageConfig } from '../../config.ts'
 import type { ByteRange, StoredProgress, UploadStorage } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
-import { type Datastore, progressIn, sha256Of } from './common.ts'
+import { type Datastore, progressIn, sha256Of, TusStoreWriter } from './common.ts'
 
 export async function createFileDatastore(
   config: FileStorageConfig,
@@ -17,7 +17,12 @@ export async function createFileDatastore(
   // FILE_STORE_DIR is reported at start-up instead of crashing the process later.
   await mkdir(root, { recursive: true })
   const tusStore = new HashingFileStore({ directory: root }, digests)
-  return { tusStore, storage: new FileStorage(root, tusStore, digests), digests }
+  return {
+    tusStore,
+    storage: new FileStorage(root, tusStore, digests),
+    writer: new TusStoreWriter(tusStore),
+    digests,
+  }
 }
 
 /** FileStore whose writes are hashed on their way to the file (see StreamedDigestRegistry). */

@@ -19,7 +19,7 @@ import type {
   UploadStorage,
 } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
-import { type Datastore, progressIn, sha256Of } from './common.ts'
+import { type Datastore, progressIn, sha256Of, TusStoreWriter } from './common.ts'
 
 function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
   return {
@@ -50,7 +50,12 @@ export async function createS3Datastore(
     s3ClientConfig: { ...s3ClientConfig(config), bucket: config.bucket },
     cache: new NoUploadInfoCache(),
   })
-  return { tusStore, storage: new S3Storage(objects, tusStore, config), digests }
+  return {
+    tusStore,
+    storage: new S3Storage(objects, tusStore, config),
+    writer: new TusStoreWriter(tusStore),
+    digests,
+  }
 }
 
 /** The S3 calls tusbox makes itself, next to those @tus/s3-store makes. */
