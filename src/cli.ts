@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { jobStats, migrate, outboxRedrive, outboxStats, purgeNow } from './commands/operations.ts'
+import {
+  checkConfig,
+  jobStats,
+  migrate,
+  outboxRedrive,
+  outboxStats,
+  purgeNow,
+} from './commands/operations.ts'
 import { runRoles } from './commands/run.ts'
 import { ConfigError } from './config.ts'
 import { createLogger, type LogFormat, type Logger } from './lib/logger.ts'
@@ -21,6 +28,7 @@ Commands:
   outbox redrive <event id>  Deliver one dead event again
   jobs                       Queue sizes and failures of the background jobs
   migrate                    Apply pending database migrations and exit
+  check-config               Validate the settings as serve does, start nothing, and exit
   upload <file|dir>...       Upload files to a tusbox server (a client: resumes, shows
                              progress, prints each file's id, status and sha256);
                              "tusbox upload --help" lists its options:
@@ -46,6 +54,7 @@ const COMMANDS: Record<string, Command> = {
   purge: (logger) => purgeNow(logger),
   jobs: (logger) => jobStats(logger),
   migrate: (logger) => migrate(logger),
+  'check-config': () => checkConfig(),
   outbox: (logger, { positionals, dead }) => {
     const [action, eventId] = positionals
     if (action === 'stats') return outboxStats(logger)

@@ -44,6 +44,12 @@ const positiveInteger = z.coerce
   .positive('must be greater than 0')
   .max(Number.MAX_SAFE_INTEGER, 'is too large')
 
+const nonNegativeInteger = z.coerce
+  .number({ message: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must be 0 or more')
+  .max(Number.MAX_SAFE_INTEGER, 'is too large')
+
 const mimeList = z.string().transform((text, ctx) => {
   const types = text
     .split(',')
@@ -161,6 +167,7 @@ const settingsSchema = z.object({
     .default(3600),
   S3_PART_SIZE: partSize.default(8 * MiB),
   S3_MIN_PART_SIZE: partSize.default(5 * MiB),
+  FILE_UPLOAD_MIN_SIZE: nonNegativeInteger.default(1),
   FILE_UPLOAD_MAX_SIZE: positiveInteger.default(52_428_800),
   FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
   UPLOAD_EXPIRATION: duration.prefault('24h'),
@@ -229,6 +236,16 @@ function checkCombinations(settings: Record<string, unknown>, ctx: z.RefinementC
       'MAX_BYTES_IN_FLIGHT_PER_OWNER',
       `must be at least FILE_UPLOAD_MAX_SIZE (${maxSize}), or no file of the largest size could start`,
     )
+  }
+  const minSize = settings.FILE_UPLOAD_MIN_SIZE
+  // A maxSize below 1 is reported on its own; comparing with it would report a second problem.
+  if (
+    typeof minSize === 'number' &&
+    typeof maxSize === 'number' &&
+    maxSize > 0 &&
+    minSize > maxSize
+  ) {
+    problem('FILE_UPLOAD_MIN_SIZE', `must not exceed FILE_UPLOAD_MAX_SIZE (${maxSize})`)
   }
   const { CHECKSUM_BUFFER_MAX_BYTES: total, CHECKSUM_BUFFER_MAX_BYTES_PER_OWNER: share } = settings
   if (typeof total === 'number' && typeof share === 'number' && share > total) {
@@ -344,6 +361,8 @@ export interface Config {
   }
   readonly storage: FileStorageConfig | S3StorageConfig
   readonly uploads: {
+    /** The smallest file accepted, in bytes: 1 refuses empty files, 0 accepts them. */
+    readonly minSize: number
     readonly maxSize: number
     readonly allowedTypes: readonly string[]
     /** How long an unfinished upload may sit idle before it expires, in ms. */
@@ -456,6 +475,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     storage: storageConfig(settings),
     uploads: {
+      minSize: settings.FILE_UPLOAD_MIN_SIZE,
       maxSize: settings.FILE_UPLOAD_MAX_SIZE,
       allowedTypes: settings.FILE_UPLOAD_ALLOWED_TYPES,
       expirationMs: settings.UPLOAD_EXPIRATION,

@@ -5,6 +5,7 @@ import type { Config } from './config.ts'
 import { startEmbeddedPostgres } from './db/embedded-postgres.ts'
 import { type ConnectionSettings, createKnex, transactionRunner } from './db/knex.ts'
 import { migrateLatest } from './db/migrate.ts'
+import { checkDatabaseReachable } from './db/reachability.ts'
 import { createApp, createWorkerApp } from './http/app.ts'
 import { anonymousHostNames } from './http/host-check.ts'
 import { presentFile } from './http/presenters.ts'
@@ -32,7 +33,11 @@ import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler, TUS_PATH } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
 import { BatchService } from './uploads/batch.service.ts'
-import { createFinishUpload, type FinishUpload } from './uploads/finish-upload.ts'
+import {
+  createFinishUpload,
+  createScreenUpload,
+  type FinishUpload,
+} from './uploads/finish-upload.ts'
 import { UploadRepository } from './uploads/upload.repository.ts'
 import { UploadService } from './uploads/upload.service.ts'
 
@@ -67,6 +72,7 @@ export interface Container {
 /** Starts PostgreSQL when tusbox owns it (no DATABASE_URL), connects, and migrates. */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   if (config.database.kind === 'external') {
+    await checkDatabaseReachable(config.database.url)
     const knex = createKnex(config.database.url, logger)
     await migrateOrClose(knex)
     return { connection: config.database.url, knex, close: () => knex.destroy() }
@@ -144,28 +150,27 @@ export async function buildContainer(
   })
   const publicUrl = config.http.publicUrl
   const policy = {
+    minSize: config.uploads.minSize,
     maxSize: config.uploads.maxSize,
     allowedTypes: config.uploads.allowedTypes,
     storedTtlMs: config.uploads.storedTtlMs,
   }
   // Timed and counted here, around the step, so the step itself knows nothing of metrics.
   const finishObserver = new FinishObservingUploadRepository(knex)
-  const finishUpload = measureFinish(
-    createFinishUpload({
-      uploads: finishObserver,
-      batches: batchRepository,
-      outbox: outboxRepository,
-      jobs,
-      storage: datastore.storage,
-      digests: datastore.digests,
-      transactions,
-      policy,
-      publicUrl,
-      logger,
-    }),
-    finishObserver,
-    metrics,
-  )
+  const finishDeps = {
+    uploads: finishObserver,
+    batches: batchRepository,
+    outbox: outboxRepository,
+    jobs,
+    storage: datastore.storage,
+    digests: datastore.digests,
+    transactions,
+    policy,
+    publicUrl,
+    logger,
+  }
+  const finishUpload = measureFinish(createFinishUpload(finishDeps), finishObserver, metrics)
+  const screenUpload = measureFinish(createScreenUpload(finishDeps), finishObserver, metrics)
   const uploads = new UploadService({
     uploads: uploadRepository,
     batches: batchRepository,
@@ -194,6 +199,7 @@ export async function buildContainer(
     locker,
     uploads,
     finishUpload,
+    screenUpload,
     maxSize: config.uploads.maxSize,
     checksumTempDir: config.uploads.checksumTempDir,
     checksumBudget: new BufferBudget(config.uploads.checksumBuffer),

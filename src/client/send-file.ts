@@ -82,6 +82,8 @@ export function sendFile(
     let done = false
     let resumedFrom = 0
     let acknowledged = 0
+    let creating = false
+    let interruptedWhileCreating = false
     const finish = (result: SendResult) => {
       if (done) return
       done = true
@@ -105,7 +107,11 @@ export function sendFile(
         events.retrying(describe(error), settings.retryDelays?.[attempt] ?? 0)
         return true
       },
+      onBeforeRequest: (request) => {
+        if (request.getMethod() === 'POST') creating = true
+      },
       onAfterResponse: (request, response) => {
+        if (request.getMethod() === 'POST') creating = false
         if (request.getMethod() !== 'HEAD') return
         const status = response.getStatus()
         if (status >= 200 && status < 300) {
@@ -115,7 +121,12 @@ export function sendFile(
           events.restarted(status)
         }
       },
-      onUploadUrlAvailable: () => events.started(idNow() ?? '', resumedFrom),
+      onUploadUrlAvailable: () => {
+        events.started(idNow() ?? '', resumedFrom)
+        // tus-js-client records the URL right after this returns; the PATCH it would then send
+        // finds the upload aborted.
+        if (interruptedWhileCreating) stop()
+      },
       onProgress: (bytesSent) => events.progress(bytesSent),
       onChunkComplete: (_chunk, accepted) => {
         acknowledged = accepted
@@ -123,6 +134,10 @@ export function sendFile(
       },
       onSuccess: () => finish({ kind: 'sent', id: idNow() ?? '', resumedFrom }),
       onError: (error) => {
+        if (interruptedWhileCreating) {
+          finish({ kind: 'interrupted', id: idNow(), acknowledged })
+          return
+        }
         const result = failureOf(error, idNow(), sourceError)
         if (result.kind === 'refused') {
           options.store.removeByFingerprint(fingerprint).then(
@@ -135,7 +150,16 @@ export function sendFile(
       },
     })
 
+    /**
+     * A creation already sent has made the upload on the server, or will: cut off now, its URL
+     * would never be recorded, and the next run would create another upload of the same file.
+     * So its answer is awaited (a second Ctrl-C still quits at once).
+     */
     function onAbort() {
+      if (creating) interruptedWhileCreating = true
+      else stop()
+    }
+    function stop() {
       // Not upload.abort(true): that would DELETE the upload the next run is to resume.
       upload.abort(false).catch(() => {})
       finish({ kind: 'interrupted', id: idNow(), acknowledged })

@@ -75,7 +75,7 @@ export interface UploadRunResult {
 }
 
 /** The server's verdict is in: nothing about these files changes by running again. */
-const FINAL_STATUSES: ReadonlySet<OutcomeStatus> = new Set(['STORED', 'FAILED', 'MISMATCH'])
+export const FINAL_STATUSES: ReadonlySet<OutcomeStatus> = new Set(['STORED', 'FAILED', 'MISMATCH'])
 
 /**
  * After the last byte the server validates and hashes the file before it answers, so the first
@@ -262,7 +262,7 @@ async function uploadOne(progress: FileProgress, context: FileContext): Promise<
   try {
     remote = await waitUntilFinished(context.api, result.id, context.signal)
   } catch (error) {
-    if (context.signal.aborted) return interruptedAfterSending(base)
+    if (context.signal.aborted) return lastLook(context.api, base, localHash)
     return {
       ...base,
       status: 'ERROR',
@@ -272,8 +272,30 @@ async function uploadOne(progress: FileProgress, context: FileContext): Promise<
       error: { code: 'status_unknown', message: (error as Error).message },
     }
   }
-  if (!remote) return interruptedAfterSending(base)
+  if (!remote) return lastLook(context.api, base, localHash)
   return compareWithServer(base, remote, await localHash)
+}
+
+/** How long an interrupted run still waits to learn whether a file it sent whole was stored. */
+const LAST_LOOK_TIMEOUT_MS = 3_000
+
+/**
+ * Interrupted after its last byte: the server has usually stored the file already, and saying
+ * INTERRUPTED would send the user to resume a file that is done. One look, briefly.
+ */
+async function lastLook(
+  api: TusboxApi,
+  base: Pick<FileOutcome, 'path' | 'size' | 'id' | 'resumedFrom'>,
+  localHash: Promise<string | undefined>,
+): Promise<FileOutcome> {
+  if (!base.id) return interruptedAfterSending(base)
+  try {
+    const remote = await api.getFile(base.id, AbortSignal.timeout(LAST_LOOK_TIMEOUT_MS))
+    if (remote.status !== 'UPLOADING') return compareWithServer(base, remote, await localHash)
+  } catch {
+    // No answer in time: the file may or may not be stored; the message below says how to know.
+  }
+  return interruptedAfterSending(base)
 }
 
 function compareWithServer(

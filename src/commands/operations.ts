@@ -1,4 +1,4 @@
-import { loadConfig } from '../config.ts'
+import { checkAnonymousServing, loadConfig } from '../config.ts'
 import { openDatabase } from '../container.ts'
 import type { Logger } from '../lib/logger.ts'
 import { withContainer } from './run.ts'
@@ -13,6 +13,17 @@ export async function migrate(logger: Logger): Promise<number> {
   await database.close()
   logger.info('migrations are up to date')
   return 0
+}
+
+/**
+ * Validates the settings as `tusbox serve` does, without starting anything: Docker Compose runs
+ * it once before the server and the worker, so a configuration error stops the stack at once
+ * with its message instead of restarting them in a loop.
+ */
+export function checkConfig(): Promise<number> {
+  checkAnonymousServing(loadConfig())
+  process.stdout.write('tusbox: the configuration is valid\n')
+  return Promise.resolve(0)
 }
 
 export async function purgeNow(logger: Logger): Promise<number> {

@@ -9,7 +9,12 @@ import {
 import type { ProgressMode } from '../client/progress.ts'
 import { configDirectory } from '../client/resume-store.ts'
 import { formatBytes, parseByteSize } from '../client/units.ts'
-import { type FileOutcome, runUpload, type UploadRunResult } from '../client/upload-run.ts'
+import {
+  FINAL_STATUSES,
+  type FileOutcome,
+  runUpload,
+  type UploadRunResult,
+} from '../client/upload-run.ts'
 
 const DEFAULT_ENDPOINT = 'http://127.0.0.1:1080/files'
 const DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
@@ -126,6 +131,8 @@ export async function uploadCommand(
       ? `${JSON.stringify({ endpoint: settings.endpoint, ...result }, null, 2)}\n`
       : formatResults(result),
   )
+  // The text results end with these lines already; next to JSON, they go to the person.
+  if (settings.json) for (const line of whatToRunAgain(result)) process.stderr.write(`${line}\n`)
   if (result.interrupted) return EXIT_BY_SIGNAL[signalName] ?? EXIT_BY_SIGNAL.SIGINT ?? 130
   return result.files.every((file) => file.status === 'STORED') ? 0 : EXIT_NOT_ALL_STORED
 }
@@ -253,10 +260,24 @@ export function formatResults(result: UploadRunResult): string {
       .join(', '),
   )
   if (result.batch) lines.push(`Batch ${result.batch.id}: ${BATCH_STATES[result.batch.state]}`)
-  if (result.files.some((file) => file.status === 'INTERRUPTED' || file.status === 'ERROR')) {
-    lines.push('Run the same command again to resume.')
-  }
+  lines.push(...whatToRunAgain(result))
   return `${lines.join('\n')}\n`
+}
+
+/**
+ * Which files the same command, run again, continues: those the server has an upload of resume
+ * it; those it has none of start.
+ */
+function whatToRunAgain(result: UploadRunResult): string[] {
+  const pending = result.files.filter((file) => !FINAL_STATUSES.has(file.status))
+  if (pending.length === 0) return []
+  const resumable = pending.filter((file) => file.id !== null).map((file) => file.path)
+  const unstarted = pending.filter((file) => file.id === null).map((file) => file.path)
+  return [
+    ...(resumable.length > 0 ? [`Resumable on the next run: ${resumable.join(', ')}`] : []),
+    ...(unstarted.length > 0 ? [`Not on the server yet: ${unstarted.join(', ')}`] : []),
+    'Run the same command again to continue.',
+  ]
 }
 
 function describe(file: FileOutcome): string {

@@ -37,7 +37,7 @@ export function databaseUnavailable(error: unknown): AppError | undefined {
   )
 }
 
-function isConnectionFailure(error: unknown, depth = 0): boolean {
+export function isConnectionFailure(error: unknown, depth = 0): boolean {
   if (!(error instanceof Error) || depth > 3) return false
   const { code } = error as { code?: unknown }
   if (typeof code === 'string') {

@@ -1,5 +1,13 @@
 import type { Logger } from './logger.ts'
 
+/**
+ * A terminal's Ctrl-C reaches every process of its foreground group, and npm forwards the one it
+ * got as well, so tusbox under `npm start` sees two SIGINTs a few milliseconds apart (systemd and
+ * `docker stop` on a group do the same with SIGTERM). A repeat within this window is that same
+ * keystroke; a person pressing Ctrl-C again to force the exit takes longer.
+ */
+export const REPEATED_SIGNAL_WINDOW_MS = 1_000
+
 interface Stoppable {
   readonly name: string
   readonly stop: () => Promise<void>
@@ -33,15 +41,23 @@ export class Lifecycle {
     return stopping
   }
 
-  /** The first SIGINT or SIGTERM stops everything and exits; a second one exits at once. */
+  /**
+   * The first SIGINT or SIGTERM stops everything and exits; a second one exits at once, unless it
+   * came within REPEATED_SIGNAL_WINDOW_MS of the first (the same Ctrl-C delivered twice).
+   */
   exitOnSignals(): void {
-    let signalled = false
+    let firstSignalAt: number | undefined
     const handle = (signal: NodeJS.Signals) => {
-      if (signalled) {
+      const now = performance.now()
+      if (firstSignalAt !== undefined) {
+        if (now - firstSignalAt < REPEATED_SIGNAL_WINDOW_MS) {
+          this.#logger.info('ignored a repeated signal: already shutting down', { signal })
+          return
+        }
         this.#logger.warn('second signal: exiting without a clean shutdown', { signal })
         process.exit(1)
       }
-      signalled = true
+      firstSignalAt = now
       this.#logger.info('shutting down', { signal })
       void this.stop().then((clean) => {
         this.#logger.info(clean ? 'stopped' : 'stopped with errors')

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks'
 import type { Transaction } from '../db/transaction.ts'
-import type { FinishUpload } from '../uploads/finish-upload.ts'
 import type { PurgeReport } from '../uploads/purge.ts'
 import type { UploadFile } from '../uploads/types.ts'
 import {
@@ -43,21 +42,21 @@ export class FinishObservingUploadRepository extends UploadRepository {
  * that did it. A call that found the upload already finished, or threw (its transaction rolled
  * back), counts nothing.
  */
-export function measureFinish(
-  finish: FinishUpload,
+export function measureFinish<File extends UploadFile | undefined>(
+  finish: (id: string) => Promise<File>,
   uploads: FinishObservingUploadRepository,
   metrics: Pick<Metrics, 'uploadFinished'>,
-): FinishUpload {
+): (id: string) => Promise<File> {
   return async (id) => {
     const started = performance.now()
-    let file: UploadFile
+    let file: File
     try {
       file = await finish(id)
     } catch (error) {
       uploads.takeMoved(id)
       throw error
     }
-    if (uploads.takeMoved(id)) {
+    if (uploads.takeMoved(id) && file) {
       metrics.uploadFinished(file, (performance.now() - started) / 1000)
     }
     return file

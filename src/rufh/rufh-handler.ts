@@ -157,7 +157,7 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
       )
     }
     const length = knownLength(fields, contentLengthOf(request), 0)
-    if (length !== undefined && length > deps.maxSize) throw tooLarge()
+    if (length !== undefined) deps.uploads.checkDeclaredSize(length)
     const id = uuidv7()
     const target = { id, key: deps.uploads.storageKeyOf(id) }
     addLogContext({ uploadId: id })
@@ -320,7 +320,7 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
     if (length !== undefined && length < fields.offset) {
       throw refuse(inconsistentLength(`The upload already has ${fields.offset} bytes.`))
     }
-    if (length !== undefined && length > deps.maxSize) throw tooLarge()
+    if (length !== undefined) deps.uploads.checkDeclaredSize(length)
     const room = (length ?? deps.maxSize) - fields.offset
     if (contentLength !== undefined && contentLength > room) {
       if (length === undefined) throw tooLarge()
@@ -443,9 +443,14 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
   const locationOf = (request: Request, id: string): string =>
     `${deps.publicUrl ?? new URL(request.url).origin}${deps.path}/${id}`
 
-  // The code tus answers for the same refusal (docs/troubleshooting.md lists it).
+  // The code tus answers for the same refusal (docs/troubleshooting.md lists it), for a length
+  // not yet known; a known one is refused by the core's checkDeclaredSize, naming the size.
   const tooLarge = () =>
-    new AppError('too_large', 'max_size_exceeded', `Uploads are limited to ${deps.maxSize} bytes.`)
+    new AppError(
+      'too_large',
+      'max_size_exceeded',
+      `The upload would grow past ${deps.maxSize} bytes, the limit (FILE_UPLOAD_MAX_SIZE on the server).`,
+    )
 
   const errorAnswer = (exchange: Exchange | undefined, error: unknown): Response => {
     const headers = exchange ? baseHeaders(exchange.version) : {}

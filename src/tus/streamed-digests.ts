@@ -135,6 +135,12 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
     return sha256 === undefined ? undefined : { sha256, head: digest.head }
   }
 
+  headOf(key: string, bytes: number): Uint8Array | undefined {
+    const digest = this.#digests.get(key)
+    if (!digest || digest.writing || digest.head.length < bytes) return undefined
+    return digest.head.subarray(0, bytes)
+  }
+
   forget(key: string): void {
     const digest = this.#digests.get(key)
     if (digest) this.#drop(key, digest)

@@ -7,9 +7,10 @@ import { type CorsPolicy, RUFH_REQUEST_HEADERS } from '../lib/cors-policy.ts'
 import { isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
-import type { FinishUpload } from '../uploads/finish-upload.ts'
+import { SNIFF_BYTES } from '../uploads/content-type.ts'
+import { type FinishUpload, failureError, type ScreenUpload } from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
-import type { UploadProtocol } from '../uploads/types.ts'
+import type { UploadFile, UploadProtocol } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
 import { admitBufferedBody, type BufferedBodyTarget, tusCreationTarget } from './body-admission.ts'
 import type { BufferBudget, BufferReservation } from './buffer-budget.ts'
@@ -51,6 +52,8 @@ export interface TusDeps {
   readonly locker: Locker
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
+  /** The type check on an upload's first bytes, before the rest arrives. */
+  readonly screenUpload: ScreenUpload
   readonly maxSize: number
   /** Where bodies that carry Upload-Checksum wait until their digest is verified. */
   readonly checksumTempDir: string
@@ -110,7 +113,17 @@ export function createTusHandler(deps: TusDeps): TusHandler {
         storageKeyFromUrl(request.url, undefined, deps.uploads),
       ))
     if (joined) return joined
-    if (response.status >= 400) return asJsonError(response, state?.retryAfterSeconds)
+    if (response.status >= 400) {
+      const explain = (code: string) => explainSizeError(code, request, state?.file, deps.maxSize)
+      return asJsonError(response, state?.retryAfterSeconds, explain)
+    }
+    // A partial upload's first bytes are a slice from anywhere in its file: only its final is
+    // judged by type, from the joined bytes.
+    const judged = state?.file && state.file.concat !== 'partial' ? state.file : undefined
+    if (judged && bringsSniffWindow(request, response)) {
+      const refused = await refuseByFirstBytes(judged.id, deps)
+      if (refused) return refused
+    }
     if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
     const concatHeader = state?.file && uploadConcatHeader(state.file, (id) => urlOf(request, id))
     if (concatHeader) response.headers.set('Upload-Concat', concatHeader)
@@ -128,14 +141,15 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     answerError: async (request, error) => {
       const answer = await hooks.onResponseError(request, error as Error)
       const status = answer?.status_code ?? 500
-      return asJsonError(new Response(answer?.body ?? '', { status }), undefined)
+      // Domain errors already name their sizes; nothing is left to explain.
+      return asJsonError(new Response(answer?.body ?? '', { status }), undefined, () => undefined)
     },
   })
 
   return async (received, principal) => {
     const request = withMethodOverride(received)
     if (request instanceof Response) return request
-    const refusal = refuseEarly(request)
+    const refusal = refuseEarly(request) ?? refuseDeclaredSize(request, deps.uploads)
     if (refusal) return refusal
     const concat =
       request.method === 'POST'
@@ -312,6 +326,19 @@ function refuseEarly(request: Request): Response | undefined {
       'PATCH bodies must be sent as Content-Type: application/offset+octet-stream.',
     )
   }
+  // tus creation-with-upload: the body of a creation follows the PATCH rules; @tus/server would
+  // ignore a body of another type and create an empty upload (tus-compliance-tests ext-cwu-002).
+  if (
+    method === 'POST' &&
+    hasBody(headers) &&
+    headers.get('content-type') !== UPLOAD_CONTENT_TYPE
+  ) {
+    return jsonError(
+      415,
+      'unsupported_media_type',
+      'A creation that carries upload data must send it as Content-Type: application/offset+octet-stream; a creation without data sends no body.',
+    )
+  }
   // @tus/server answers 403 here; a missing header is a malformed request (400), as in tusd.
   if (method === 'PATCH' && headers.get('upload-offset') === null) {
     return jsonError(400, 'missing_offset', 'PATCH requests must send Upload-Offset.')
@@ -325,6 +352,80 @@ function refuseEarly(request: Request): Response | undefined {
     )
   }
   return undefined
+}
+
+/**
+ * An Upload-Length outside FILE_UPLOAD_MIN_SIZE..FILE_UPLOAD_MAX_SIZE, at creation or declared
+ * later (creation-defer-length), refused with the core's message before @tus/server answers its
+ * bare "Maximum size exceeded". A value that is not a length is left to its validator (400).
+ */
+function refuseDeclaredSize(request: Request, uploads: UploadService): Response | undefined {
+  const length = request.headers.get('upload-length')
+  if (length === null || !/^\d{1,15}$/.test(length)) return undefined
+  try {
+    uploads.checkDeclaredSize(Number(length))
+    return undefined
+  } catch (error) {
+    if (!isAppError(error)) throw error
+    return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
+  }
+}
+
+/**
+ * @tus/server's size errors name no numbers: a body past the upload's length, or a deferred-length
+ * upload growing past FILE_UPLOAD_MAX_SIZE. Undefined keeps its message.
+ */
+function explainSizeError(
+  code: string,
+  request: Request,
+  file: UploadFile | undefined,
+  maxSize: number,
+): string | undefined {
+  const limit = `the limit is ${maxSize} bytes (FILE_UPLOAD_MAX_SIZE on the server)`
+  if (code === 'max_size_exceeded') return `The upload grew past ${maxSize} bytes; ${limit}.`
+  if (code !== 'size_exceeded' || !file) return undefined
+  const offset = Number(request.headers.get('upload-offset'))
+  const end = offset + Number(request.headers.get('content-length'))
+  if (file.declaredSize !== null) {
+    return `This body would take the upload to ${end} bytes, past its Upload-Length of ${file.declaredSize} bytes.`
+  }
+  return `This body would take the upload to ${end} bytes; ${limit}.`
+}
+
+/**
+ * Whether this PATCH (or creation-with-upload POST) took the upload's offset across SNIFF_BYTES:
+ * its first bytes are in and its type can be judged. Later requests cost no check.
+ */
+function bringsSniffWindow(request: Request, response: Response): boolean {
+  if (request.method !== 'PATCH' && request.method !== 'POST') return false
+  const newOffset = Number(response.headers.get('upload-offset') ?? Number.NaN)
+  const startOffset = request.method === 'POST' ? 0 : Number(request.headers.get('upload-offset'))
+  return startOffset < SNIFF_BYTES && newOffset >= SNIFF_BYTES
+}
+
+/** The request's answer when the upload's first bytes are a refused type: its 415, else undefined. */
+async function refuseByFirstBytes(
+  id: string,
+  deps: Pick<TusDeps, 'screenUpload' | 'logger'>,
+): Promise<Response | undefined> {
+  let file: UploadFile | undefined
+  try {
+    file = await deps.screenUpload(id)
+  } catch (error) {
+    // The bytes are stored and the finish checks the type again: the PATCH itself succeeded.
+    deps.logger.warn('could not check the type of an upload from its first bytes', {
+      uploadId: id,
+      error,
+    })
+    return undefined
+  }
+  if (file?.status !== 'FAILED') return undefined
+  const error = failureError(file)
+  return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
+}
+
+function hasBody(headers: Headers): boolean {
+  return Number(headers.get('content-length') ?? 0) > 0 || headers.has('transfer-encoding')
 }
 
 function jsonError(
@@ -347,11 +448,13 @@ function jsonError(
 async function asJsonError(
   response: Response,
   retryAfterSeconds: number | undefined,
+  explain: (code: string) => string | undefined,
 ): Promise<Response> {
   const text = await response.text()
+  const code = tusErrorCode(response.status, text)
   const body = isJsonError(text)
     ? text
-    : errorBody(tusErrorCode(response.status, text), text.trim() || response.statusText)
+    : errorBody(code, explain(code) ?? (text.trim() || response.statusText))
   const headers = new Headers(response.headers)
   headers.set('Content-Type', 'application/json')
   headers.set('Content-Length', String(Buffer.byteLength(body)))

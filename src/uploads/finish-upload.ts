@@ -11,11 +11,11 @@ import {
   isAllowedType,
   SNIFF_BYTES,
 } from './content-type.ts'
+import { type SizeLimits, sizeRefusal } from './size-limits.ts'
 import type { StreamedDigest, StreamedDigests, UploadFile, UploadStorage } from './types.ts'
 import type { UploadRepository } from './upload.repository.ts'
 
-export interface UploadPolicy {
-  readonly maxSize: number
+export interface UploadPolicy extends SizeLimits {
   readonly allowedTypes: readonly string[]
   readonly storedTtlMs: number | null
 }
@@ -54,6 +54,7 @@ const REJECTION_KINDS: Readonly<Record<string, ErrorKind>> = {
   unsupported_file_type: 'unsupported_type',
   content_type_mismatch: 'unsupported_type',
   empty_file: 'invalid',
+  file_too_small: 'invalid',
 }
 
 export function createFinishUpload(deps: FinishUploadDeps): FinishUpload {
@@ -150,18 +151,27 @@ async function inspect(
   size: number,
   streamed: StreamedDigest | undefined,
 ): Promise<Verdict> {
-  if (size > deps.policy.maxSize) {
-    const message = `The file is ${size} bytes; the limit is ${deps.policy.maxSize} bytes.`
-    return { rejection: { code: 'file_too_large', message, detectedType: null } }
+  const refusal = sizeRefusal(size, deps.policy, 'received')
+  if (refusal) {
+    return { rejection: { code: refusal.code, message: refusal.message, detectedType: null } }
   }
-  if (size === 0) {
-    return { rejection: { code: 'empty_file', message: 'The file is empty.', detectedType: null } }
-  }
+  // Nothing to sniff and nothing to harm: an empty file (FILE_UPLOAD_MIN_SIZE=0) is what it was
+  // declared as, an allowed type checked at creation, or application/octet-stream.
+  if (size === 0) return { detectedType: file.declaredType ?? 'application/octet-stream' }
   const head = streamed?.head ?? (await deps.storage.readHead(file.storageKey, SNIFF_BYTES))
+  return typeVerdict(deps.policy, file, head)
+}
+
+/** The type sniffed from the head, and whether it is allowed and agrees with the declared one. */
+async function typeVerdict(
+  policy: UploadPolicy,
+  file: UploadFile,
+  head: Uint8Array,
+): Promise<Verdict> {
   const detectedType = await detectContentType(head, file.declaredType)
-  if (!isAllowedType(detectedType, deps.policy.allowedTypes)) {
+  if (!isAllowedType(detectedType, policy.allowedTypes)) {
     const claimed = file.declaredType ? ` (declared as ${file.declaredType})` : ''
-    const message = `The file's content is ${detectedType}${claimed}, which is not an allowed type. Allowed: ${deps.policy.allowedTypes.join(', ')}.`
+    const message = `The file's content is ${detectedType}${claimed}, which is not an allowed type. Allowed: ${policy.allowedTypes.join(', ')}.`
     return { rejection: { code: 'unsupported_file_type', message, detectedType } }
   }
   if (contradictsDeclaredType(file.declaredType, detectedType)) {
@@ -169,6 +179,30 @@ async function inspect(
     return { rejection: { code: 'content_type_mismatch', message, detectedType } }
   }
   return { detectedType }
+}
+
+/**
+ * Checks an upload's type as soon as its first SNIFF_BYTES have arrived, rather than after all of
+ * it: a 30 MB file of a refused type is refused after 64 KiB. Resolves with the row, FAILED (its
+ * bytes removed) when the type is refused, and unchanged when there is nothing to decide yet:
+ * fewer bytes so far, a complete upload (the finish decides), or a head this process did not see
+ * arrive (another instance, a restart: the finish reads it back and decides).
+ */
+export type ScreenUpload = (id: string) => Promise<UploadFile | undefined>
+
+export function createScreenUpload(deps: FinishUploadDeps): ScreenUpload {
+  return async (id) => {
+    const file = await deps.uploads.findById(id)
+    if (file?.status !== 'UPLOADING') return file
+    const progress = await deps.storage.progress(file.storageKey)
+    if (!progress || progress.offset < SNIFF_BYTES || progress.offset === progress.size) return file
+    const head = deps.digests.headOf(file.storageKey, SNIFF_BYTES)
+    if (!head) return file
+    const verdict = await typeVerdict(deps.policy, file, head)
+    if (!('rejection' in verdict)) return file
+    deps.digests.forget(file.storageKey)
+    return markFailed(deps, file, progress.offset, verdict.rejection)
+  }
 }
 
 async function markStored(

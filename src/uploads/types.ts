@@ -167,6 +167,11 @@ export interface StreamedDigest {
 export interface StreamedDigests {
   /** The digest of exactly the first `size` bytes of `key`, or undefined when this process cannot vouch for them. */
   digestOf(key: string, size: number): Promise<StreamedDigest | undefined>
+  /**
+   * The first `bytes` bytes of `key` as they arrived, while the upload is still growing, or
+   * undefined when this process did not see them all arrive from offset 0.
+   */
+  headOf(key: string, bytes: number): Uint8Array | undefined
   /** Drops what is kept for `key`: its upload is finished, failed or gone. */
   forget(key: string): void
 }

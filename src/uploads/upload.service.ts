@@ -13,6 +13,7 @@ import {
 import { isAllowedType } from './content-type.ts'
 import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
+import { sizeRefusal } from './size-limits.ts'
 import { storageKeyFor, uploadIdFromStorageKey } from './storage-key.ts'
 import {
   type ByteRange,
@@ -82,6 +83,12 @@ export class UploadService {
 
   storageKeyOf(id: string): string {
     return storageKeyFor(id, this.#deps.storageKeyPrefix)
+  }
+
+  /** A size a client declares before sending the bytes (at creation, or later for a deferred length). */
+  checkDeclaredSize(size: number): void {
+    const refusal = sizeRefusal(size, this.#deps.policy, 'declared')
+    if (refusal) throw refusal
   }
 
   /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
@@ -189,9 +196,7 @@ export class UploadService {
         `Files of type ${fields.declaredType} are not accepted. Allowed: ${allowedTypes.join(', ')}.`,
       )
     }
-    if (request.size === 0) {
-      throw new AppError('invalid', 'empty_file', 'The file is empty.')
-    }
+    if (request.size !== undefined) this.checkDeclaredSize(request.size)
     if (fields.batchId) await this.#checkBatchAccepts(fields.batchId, request.owner)
     return fields
   }

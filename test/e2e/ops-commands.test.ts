@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pngBytes } from '../helpers/fixtures.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 import { runTusbox } from '../helpers/tusbox-process.ts'
@@ -98,5 +99,59 @@ describe('the ops commands, run as separate processes', () => {
     expect(stats.code).toBe(0)
     expect(serve.code).toBe(1)
     expect(serve.stderr).toContain('none with DATABASE_URL set lets anyone upload')
+  })
+})
+
+describe('every command, with a DATABASE_URL where nothing listens', () => {
+  it.each([
+    ['serve'],
+    ['start'],
+    ['worker'],
+    ['migrate'],
+    ['purge'],
+    ['jobs'],
+    ['outbox', 'stats'],
+  ])(
+    'tusbox %s exits 1 with one line naming host:port, DATABASE_URL and the cause, without a stack',
+    async (...args) => {
+      const port = await closedPort()
+      const result = await runTusbox(args, {
+        DATABASE_URL: `postgres://tusbox:secret-password@127.0.0.1:${port}/tusbox`,
+      })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toBe(
+        `tusbox: cannot connect to the database at 127.0.0.1:${port} (DATABASE_URL): connection refused (ECONNREFUSED): nothing listens there. Start PostgreSQL there, or correct DATABASE_URL (unset it to use the embedded PostgreSQL).\n`,
+      )
+      expect(result.stdout).toBe('')
+    },
+  )
+})
+
+describe('tusbox check-config, which Docker Compose runs before the server and the worker', () => {
+  const deployment = { DATABASE_URL: 'postgres://tusbox:tusbox@127.0.0.1:1/tusbox' }
+
+  it('exits 1 naming the setting to add when serving would refuse anonymous uploads, connecting to nothing', async () => {
+    const result = await runTusbox(['check-config'], {
+      ...deployment,
+      AUTH_ALLOW_ANONYMOUS: 'false',
+    })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('AUTH_MODE=(unset)')
+    expect(result.stderr).toContain('AUTH_ALLOW_ANONYMOUS=true')
+  })
+
+  it('exits 1 naming AUTH_JWT_SECRET when AUTH_MODE=jwt has no key', async () => {
+    const result = await runTusbox(['check-config'], { ...deployment, AUTH_MODE: 'jwt' })
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('AUTH_JWT_SECRET')
+  })
+
+  it('exits 0 for settings serve accepts', async () => {
+    const result = await runTusbox(['check-config'], {
+      ...deployment,
+      AUTH_MODE: 'jwt',
+      AUTH_JWT_SECRET: 'a'.repeat(32),
+    })
+    expect(result).toMatchObject({ code: 0, stdout: 'tusbox: the configuration is valid\n' })
   })
 })

@@ -1,14 +1,13 @@
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { FileOutcome, UploadRunResult } from '../../src/client/upload-run.ts'
 import { csvBytes, elfBytes, MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { startPausingProxy } from '../helpers/pausing-proxy.ts'
+import { closedPort } from '../helpers/ports.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { jwtSettings, signHs256 } from '../helpers/tokens.ts'
 import { runTusbox, spawnTusbox } from '../helpers/tusbox-process.ts'
@@ -52,15 +51,6 @@ async function upload(endpoint: string, args: readonly string[], env: Record<str
   expect(result.stdout).not.toContain(ESCAPE)
   expect(result.stderr).not.toContain(ESCAPE)
   return result
-}
-
-/** A port on 127.0.0.1 that was free a moment ago and that nothing listens on now. */
-async function closedPort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise<void>((resolve) => probe.close(() => resolve()))
-  return port
 }
 
 function outcome(output: Output, name: string): FileOutcome {
@@ -138,6 +128,20 @@ describe('tusbox upload against a server without authentication', () => {
     expect(result.stderr).toContain('FAILED')
     // Resuming a refused upload is pointless: its entry is gone too.
     expect(await resumeEntries()).toEqual([])
+  })
+
+  it('reports a file over the server limit with its size, the limit and the setting to change', async () => {
+    const small = await startTestServer({ FILE_UPLOAD_MAX_SIZE: '10000' })
+    try {
+      const big = await file('big.png', pngBytes(12_345))
+      const result = await upload(small.tusEndpoint, [big])
+      expect(result.code).toBe(1)
+      expect(result.stdout + result.stderr).toContain(
+        'The file is 12345 bytes; the limit is 10000 bytes (FILE_UPLOAD_MAX_SIZE on the server).',
+      )
+    } finally {
+      await small.close()
+    }
   })
 
   it('with --batch puts every file in one batch, completes it and records batch.completed', async () => {
@@ -373,6 +377,58 @@ describe('tusbox upload interrupted and run again', () => {
     expect(await resumeEntries('batches')).toEqual([])
   })
 
+  it('on SIGINT while a creation is unanswered, waits for its answer and records it: the next run resumes that upload instead of creating another', async () => {
+    const bytes = pngBytes(2 * MiB)
+    const photo = await file('created.png', bytes)
+    const created = proxy.holdNextAnswer('POST')
+    const child = spawnTusbox(['upload', '--endpoint', endpoint, '--json', photo], {
+      TUSBOX_CONFIG_DIR: configDir,
+    })
+    const output = collect(child)
+    await Promise.race([created, once(child, 'exit').then(() => failEarly(output))])
+    child.kill('SIGINT')
+    await printed(child, output, 'Interrupted')
+    proxy.passAll()
+    const [code] = await once(child, 'exit')
+
+    expect(code).toBe(130)
+    const stopped = outcome(JSON.parse(output.stdout) as Output, 'created.png')
+    expect(stopped).toMatchObject({ status: 'INTERRUPTED', bytesAcknowledged: 0 })
+    expect(stopped.id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(output.stderr).toContain(`Resumable on the next run: ${photo}`)
+    expect(await resumeEntries()).toHaveLength(1)
+
+    const second = await upload(endpoint, ['--json', photo])
+
+    expect(second.code).toBe(0)
+    expect(outcome(JSON.parse(second.stdout), 'created.png')).toMatchObject({
+      status: 'STORED',
+      id: stopped.id,
+      sha256: sha256(bytes),
+    })
+    expect(await server.knex('upload_files').where({ filename: 'created.png' })).toHaveLength(1)
+  })
+
+  it('reports a file whose last byte was sent before SIGINT as STORED, not interrupted', async () => {
+    const bytes = csvBytes(50)
+    const small = await file('small.csv', bytes)
+    // The first look at the file after its last byte is held: SIGINT comes while it waits.
+    const polled = proxy.holdNextAnswer('GET')
+    const child = spawnTusbox(['upload', '--endpoint', endpoint, '--json', small], {
+      TUSBOX_CONFIG_DIR: configDir,
+    })
+    const output = collect(child)
+    await Promise.race([polled, once(child, 'exit').then(() => failEarly(output))])
+    child.kill('SIGINT')
+    const [code] = await once(child, 'exit')
+    proxy.passAll()
+
+    expect(code).toBe(130)
+    const result = JSON.parse(output.stdout) as Output
+    expect(outcome(result, 'small.csv')).toMatchObject({ status: 'STORED', sha256: sha256(bytes) })
+    expect(output.stderr).not.toContain('Resumable on the next run')
+  })
+
   it('starts over when the server no longer has the upload a resume entry names', async () => {
     const bytes = pngBytes(2 * MiB)
     const photo = await file('gone.png', bytes)
@@ -404,6 +460,20 @@ function collect(child: ChildProcess) {
     output.stderr += chunk.toString()
   })
   return output
+}
+
+/** Resolves once the child has written `text` on stderr. */
+function printed(child: ChildProcess, output: { stderr: string }, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (output.stderr.includes(text)) resolve()
+    }
+    child.stderr?.on('data', check)
+    child.once('exit', () =>
+      reject(new Error(`exited before printing "${text}":\n${output.stderr}`)),
+    )
+    check()
+  })
 }
 
 function failEarly(output: { stdout: string; stderr: string }): never {

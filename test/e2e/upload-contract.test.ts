@@ -4,6 +4,7 @@ import { countRows, recordsFor } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { isDetailedError, uploadUntil, uploadWithTus } from '../helpers/tus-client.ts'
+import { encodeMetadata, TUS } from '../helpers/tus-requests.ts'
 
 const pngMetadata = (filename: string) => ({ filename, filetype: 'image/png' })
 
@@ -232,3 +233,48 @@ describe.each(TEST_STORES)('uploads end to end with tus-js-client on the $name s
     }
   })
 })
+
+describe.each(TEST_STORES)(
+  'empty files with FILE_UPLOAD_MIN_SIZE=0 on the $name store',
+  (store) => {
+    let server: TestServer
+
+    beforeAll(async () => {
+      server = await startTestServer({ FILE_UPLOAD_MIN_SIZE: '0', LOG_LEVEL: 'error' }, store)
+    })
+
+    afterAll(async () => {
+      await server?.close()
+    })
+
+    it.each([
+      ['no metadata', {}, 'application/octet-stream'],
+      [
+        'a declared allowed type',
+        { 'Upload-Metadata': encodeMetadata({ filename: 'empty.txt', filetype: 'text/plain' }) },
+        'text/plain',
+      ],
+    ])(
+      'creates, finishes and stores an empty upload with %s, the sha256 of no bytes and one event',
+      async (_case, metadataHeader, expectedType) => {
+        const response = await fetch(server.tusEndpoint, {
+          method: 'POST',
+          headers: { ...TUS, 'Upload-Length': '0', ...metadataHeader },
+        })
+        expect(response.status).toBe(201)
+        const id = response.headers.get('location')?.split('/').at(-1) ?? ''
+
+        const { file, events, jobs } = await recordsFor(server.knex, id)
+        expect(file.status).toBe('STORED')
+        expect(file.sha256).toBe(sha256(Buffer.alloc(0)))
+        expect(Number(file.size)).toBe(0)
+        expect(file.detected_type).toBe(expectedType)
+        expect(events).toHaveLength(1)
+        expect(jobs).toHaveLength(1)
+        const content = await fetch(`${server.url}/api/files/${id}/content`)
+        expect(content.status).toBe(200)
+        expect((await content.arrayBuffer()).byteLength).toBe(0)
+      },
+    )
+  },
+)

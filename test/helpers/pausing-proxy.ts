@@ -12,7 +12,12 @@ export interface PausingProxy {
    * the client has had the answers to the `count` before it.
    */
   holdPatchesAfter(count: number): Promise<void>
-  /** Forwards every request again, and counts PATCH bytes from zero. */
+  /**
+   * Forwards the next request of `method` but holds its answer (a POST: the server has created
+   * the upload, the client does not know it yet); later ones pass. Resolves when it is held.
+   */
+  holdNextAnswer(method: 'POST' | 'GET'): Promise<void>
+  /** Forwards every request again, delivers held answers, and counts PATCH bytes from zero. */
   passAll(): void
   close(): Promise<void>
 }
@@ -30,6 +35,9 @@ export async function startPausingProxy(): Promise<
   let patchBytes = 0
   let allowed = Number.POSITIVE_INFINITY
   let onHeld: (() => void) | undefined
+  let holdMethod: string | undefined
+  let onAnswerHeld: (() => void) | undefined
+  const heldAnswers: Array<() => void> = []
   const agent = new http.Agent({ keepAlive: true })
 
   const server = http.createServer((request, response) => {
@@ -47,6 +55,15 @@ export async function startPausingProxy(): Promise<
       request.on('data', (chunk: Buffer) => {
         patchBytes += chunk.length
       })
+    }
+    if (request.method === holdMethod) {
+      holdMethod = undefined
+      forward(request, response, target, agent, (deliver) => {
+        heldAnswers.push(deliver)
+        onAnswerHeld?.()
+        onAnswerHeld = undefined
+      })
+      return
     }
     forward(request, response, target, agent)
   })
@@ -67,9 +84,18 @@ export async function startPausingProxy(): Promise<
         onHeld = resolve
       })
     },
+    holdNextAnswer(method) {
+      holdMethod = method
+      return new Promise<void>((resolve) => {
+        onAnswerHeld = resolve
+      })
+    },
     passAll() {
       allowed = Number.POSITIVE_INFINITY
       onHeld = undefined
+      holdMethod = undefined
+      onAnswerHeld = undefined
+      for (const deliver of heldAnswers.splice(0)) deliver()
       patchBytes = 0
     },
     async close() {

@@ -1,34 +1,42 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import path from 'node:path'
+import { runCommand } from './run-command.ts'
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/tusbox.js')
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const BIN = path.join(ROOT, 'bin/tusbox.js')
+
+/** Test processes use a DATABASE_URL and no tokens, which must be allowed explicitly. */
+function testEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, LOG_LEVEL: 'info', AUTH_ALLOW_ANONYMOUS: 'true', ...env }
+}
 
 /** tusbox as ops run it: `node bin/tusbox.js <args>` in a process of its own. */
 export function spawnTusbox(args: readonly string[], env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
-    // Test processes use a DATABASE_URL and no tokens, which must be allowed explicitly.
-    env: { ...process.env, LOG_LEVEL: 'info', AUTH_ALLOW_ANONYMOUS: 'true', ...env },
+    env: testEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/**
+ * `npm start` as a terminal runs it: the leader of a process group of its own (npm, then tusbox),
+ * so `process.kill(-child.pid, signal)` reaches the whole group as a terminal's Ctrl-C does.
+ */
+export function spawnNpmStart(_args: readonly string[], env: Record<string, string>): ChildProcess {
+  return spawn('npm', ['start'], {
+    cwd: ROOT,
+    env: testEnv(env),
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
 }
 
 /** Runs a tusbox command to its end and collects what it printed. */
-export async function runTusbox(
+export function runTusbox(
   args: readonly string[],
   env: Record<string, string>,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTusbox(args, env)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString()
-  })
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString()
-  })
-  const [code] = await once(child, 'exit')
-  return { code, stdout, stderr }
+  return runCommand(process.execPath, [BIN, ...args], { env: testEnv(env) })
 }
 
 /** Resolves with the first JSON log line whose message is `message`. */
@@ -59,8 +67,8 @@ export class TusboxProcess {
   #stdout = ''
   readonly #waiters = new Set<() => void>()
 
-  constructor(args: readonly string[], env: Record<string, string>) {
-    this.child = spawnTusbox(args, env)
+  constructor(args: readonly string[], env: Record<string, string>, spawnChild = spawnTusbox) {
+    this.child = spawnChild(args, env)
     this.exited = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => resolve({ code, signal })),
     )
@@ -134,8 +142,9 @@ export interface TusboxServer {
 export async function startTusboxServer(
   env: Record<string, string>,
   command: 'serve' | 'start' = 'serve',
+  spawnChild = spawnTusbox,
 ): Promise<TusboxServer> {
-  const process = new TusboxProcess([command], { PORT: '0', ...env })
+  const process = new TusboxProcess([command], { PORT: '0', ...env }, spawnChild)
   try {
     const listening = await process.waitForLog('tusbox is listening')
     const url = new URL(String(listening.url)).origin

@@ -1106,6 +1106,9 @@ const rufhCases: HostileCase[] = [
     send: (ctx) => rufhCreate(ctx, { 'Upload-Complete': '?0', 'Upload-Length': '999999999999999' }),
     check: async (_ctx, _target, reply) => {
       expect(reply.headers.get('upload-limit')).toMatch(`max-size=${MAX_SIZE}`)
+      expect(reply.body).toContain(
+        `The file is 999999999999999 bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+      )
     },
   },
   {

@@ -67,11 +67,45 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     },
   )
 
-  it('answers 413 when Upload-Length is over FILE_UPLOAD_MAX_SIZE', async () => {
+  it('answers 413 naming the size, the limit and the setting when Upload-Length is over FILE_UPLOAD_MAX_SIZE', async () => {
     const response = await createUpload(server.tusEndpoint, MAX_SIZE + 1, png)
     expect(response.status).toBe(413)
-    expect((await errorOf(response)).code).toBe('max_size_exceeded')
+    expect(await errorOf(response)).toEqual({
+      code: 'max_size_exceeded',
+      message: `The file is ${MAX_SIZE + 1} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    })
     await expectNothingLeftBehind()
+  })
+
+  it('answers 413 naming the size, the limit and the setting when a deferred length is declared over FILE_UPLOAD_MAX_SIZE, and keeps the offset', async () => {
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Defer-Length': '1', 'Upload-Metadata': encodeMetadata(png) },
+    })
+    const url = created.headers.get('location') ?? ''
+    const response = await patchUpload(url, 0, pngBytes(100), {
+      'Upload-Length': String(MAX_SIZE + 5),
+    })
+    expect(response.status).toBe(413)
+    expect(await errorOf(response)).toEqual({
+      code: 'max_size_exceeded',
+      message: `The file is ${MAX_SIZE + 5} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    })
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 413 naming where the body would end and the limit when a deferred-length upload would grow past FILE_UPLOAD_MAX_SIZE', async () => {
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Defer-Length': '1', 'Upload-Metadata': encodeMetadata(png) },
+    })
+    const url = created.headers.get('location') ?? ''
+    const response = await patchUpload(url, 0, pngBytes(MAX_SIZE + 10))
+    expect(response.status).toBe(413)
+    expect((await errorOf(response)).message).toBe(
+      `This body would take the upload to ${MAX_SIZE + 10} bytes; the limit is ${MAX_SIZE} bytes (FILE_UPLOAD_MAX_SIZE on the server).`,
+    )
   })
 
   it('answers 400 when Upload-Metadata is not valid base64 pairs', async () => {
@@ -139,10 +173,14 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     await server.knex('upload_files').where({ batch_id: batch.id }).delete()
   })
 
-  it('answers 400 for an empty upload', async () => {
+  it('answers 400 for an empty upload, naming FILE_UPLOAD_MIN_SIZE', async () => {
     const response = await createUpload(server.tusEndpoint, 0, png)
     expect(response.status).toBe(400)
-    expect((await errorOf(response)).code).toBe('empty_file')
+    expect(await errorOf(response)).toEqual({
+      code: 'empty_file',
+      message:
+        'The file is empty (0 bytes); empty files are refused unless the server sets FILE_UPLOAD_MIN_SIZE=0.',
+    })
     await expectNothingLeftBehind()
   })
 
@@ -164,6 +202,29 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     expect((await errorOf(response)).code).toBe('unsupported_media_type')
     const head = await fetch(url, { method: 'HEAD', headers: TUS })
     expect(head.headers.get('upload-offset')).toBe('0')
+  })
+
+  it('answers 415 to a creation whose body is not application/offset+octet-stream, creating no upload', async () => {
+    const response = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: {
+        ...TUS,
+        'Upload-Length': '12',
+        'Upload-Metadata': encodeMetadata({ filename: 'a.txt', filetype: 'text/plain' }),
+        'Content-Type': 'text/plain',
+      },
+      body: 'Hello, tus!\n',
+    })
+    expect(response.status).toBe(415)
+    expect((await errorOf(response)).code).toBe('unsupported_media_type')
+    await expectNothingLeftBehind()
+  })
+
+  it('creates an upload from a bodiless POST whatever Content-Type it names', async () => {
+    const response = await createUpload(server.tusEndpoint, 100, png, {
+      'Content-Type': 'text/plain',
+    })
+    expect(response.status).toBe(201)
   })
 
   it('answers 409 when Upload-Offset does not match, and keeps the offset', async () => {
@@ -207,6 +268,72 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     expect(head.status).toBe(410)
     const id = url.split('/').at(-1)
     expect((await server.storedFiles()).filter((name) => name.includes(id ?? '?'))).toEqual([])
+  })
+
+  describe('the type, judged from the first 64 KiB before the rest is sent', () => {
+    const KiB = 1024
+    const SIZE = 300 * KiB
+
+    async function expectFailedAndRemoved(url: string, code: string) {
+      const id = url.split('/').at(-1) ?? '?'
+      const row = await server.knex('upload_files').where({ id }).first()
+      expect(row).toMatchObject({ status: 'FAILED', error_code: code })
+      expect(row.error_message).toMatch(/declared as image\/png/)
+      expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+      const head = await fetch(url, { method: 'HEAD', headers: TUS })
+      expect(head.status).toBe(410)
+    }
+
+    it('answers 415 to the first PATCH that brings a disallowed type, fails the row and removes its bytes', async () => {
+      const url = await newUpload(SIZE)
+      const response = await patchUpload(url, 0, elfBytes(SIZE).subarray(0, 100 * KiB))
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('unsupported_file_type')
+      await expectFailedAndRemoved(url, 'unsupported_file_type')
+    })
+
+    it('answers 204 to PATCHes below 64 KiB and 415 to the one that completes the window', async () => {
+      const url = await newUpload(SIZE)
+      const bytes = elfBytes(SIZE)
+      expect((await patchUpload(url, 0, bytes.subarray(0, 30 * KiB))).status).toBe(204)
+      const response = await patchUpload(url, 30 * KiB, bytes.subarray(30 * KiB, 70 * KiB))
+      expect(response.status).toBe(415)
+      await expectFailedAndRemoved(url, 'unsupported_file_type')
+    })
+
+    it('answers 415 content_type_mismatch at once to text declared as an image', async () => {
+      const url = await newUpload(SIZE)
+      const response = await patchUpload(url, 0, Buffer.alloc(80 * KiB, 'a'))
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('content_type_mismatch')
+      await expectFailedAndRemoved(url, 'content_type_mismatch')
+    })
+
+    it('answers 415 to a creation-with-upload POST whose body brings a disallowed type', async () => {
+      const response = await fetch(server.tusEndpoint, {
+        method: 'POST',
+        headers: {
+          ...TUS,
+          'Upload-Length': String(SIZE),
+          'Upload-Metadata': encodeMetadata(png),
+          'Content-Type': 'application/offset+octet-stream',
+        },
+        body: elfBytes(SIZE).subarray(0, 100 * KiB),
+      })
+      expect(response.status).toBe(415)
+      expect((await errorOf(response)).code).toBe('unsupported_file_type')
+      const [row] = await server.knex('upload_files').orderBy('created_at', 'desc').limit(1)
+      expect(await countRows(server.knex, 'upload_files')).toBe(rowsBefore + 1)
+      expect(row).toMatchObject({ status: 'FAILED', error_code: 'unsupported_file_type' })
+      expect((await server.storedFiles()).filter((name) => name.includes(row.id))).toEqual([])
+    })
+
+    it('goes on taking the chunks of an allowed type', async () => {
+      const url = await newUpload(SIZE)
+      const bytes = pngBytes(SIZE)
+      expect((await patchUpload(url, 0, bytes.subarray(0, 100 * KiB))).status).toBe(204)
+      expect((await patchUpload(url, 100 * KiB, bytes.subarray(100 * KiB))).status).toBe(204)
+    })
   })
 
   it('answers 409 with a JSON error, never the bytes so far, to GET on an unfinished upload URL', async () => {

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       },
       storage: { backend: 'file', directory: './.data/files' },
       uploads: {
+        minSize: 1,
         maxSize: 52_428_800,
         allowedTypes: DEFAULT_ALLOWED_TYPES,
         expirationMs: 24 * 3_600_000,
@@ -65,6 +66,7 @@ describe('loadConfig', () => {
       FILE_UPLOAD_TTL: '7d',
       FILE_UPLOAD_ALLOWED_TYPES: ' image/* , Application/PDF ',
       FILE_UPLOAD_MAX_SIZE: '1048576',
+      FILE_UPLOAD_MIN_SIZE: '0',
       CHECKSUM_TEMP_DIR: '/var/tmp/tusbox',
     })
     expect(config.database).toEqual({ kind: 'external', url: 'postgres://u:p@db:5432/tusbox' })
@@ -72,6 +74,7 @@ describe('loadConfig', () => {
     expect(config.http.publicUrlExplicit).toBe(true)
     expect(config.http.demoPage).toBe(false)
     expect(config.uploads).toEqual({
+      minSize: 0,
       maxSize: 1_048_576,
       allowedTypes: ['image/*', 'application/pdf'],
       expirationMs: 90_000,
@@ -199,6 +202,17 @@ describe('loadConfig', () => {
           'AWS_SECRET_ACCESS_KEY=(unset): must be set together with its pair, or both left unset for the SDK credential chain',
           'S3_MIN_PART_SIZE="7000000": must not exceed S3_PART_SIZE (6000000)',
         ],
+      }),
+    )
+  })
+
+  it('refuses a FILE_UPLOAD_MIN_SIZE below 0 or over FILE_UPLOAD_MAX_SIZE', () => {
+    expect(() => loadConfig({ FILE_UPLOAD_MIN_SIZE: '-1' })).toThrow(
+      expect.objectContaining({ problems: ['FILE_UPLOAD_MIN_SIZE="-1": must be 0 or more'] }),
+    )
+    expect(() => loadConfig({ FILE_UPLOAD_MIN_SIZE: '11', FILE_UPLOAD_MAX_SIZE: '10' })).toThrow(
+      expect.objectContaining({
+        problems: ['FILE_UPLOAD_MIN_SIZE="11": must not exceed FILE_UPLOAD_MAX_SIZE (10)'],
       }),
     )
   })

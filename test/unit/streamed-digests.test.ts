@@ -54,6 +54,25 @@ describe('StreamedDigestRegistry', () => {
     expect(await registry.digestOf('k', 99)).toBeUndefined()
   })
 
+  it('gives the head of an upload still growing once that many bytes arrived from offset 0, and none of one that started elsewhere', async () => {
+    const registry = new StreamedDigestRegistry({ headBytes: HEAD_BYTES })
+    const store = byteStore()
+    const data = bytes(40)
+    await registry.write('k', 0, chunksOf(data.subarray(0, 10), 4), (hashed) =>
+      store.write('k', hashed),
+    )
+    expect(registry.headOf('k', HEAD_BYTES)).toBeUndefined()
+    await registry.write('k', 10, chunksOf(data.subarray(10, 30), 4), (hashed) =>
+      store.write('k', hashed),
+    )
+    expect(registry.headOf('k', HEAD_BYTES)).toEqual(data.subarray(0, HEAD_BYTES))
+
+    await registry.write('other', 20, chunksOf(data.subarray(20), 4), (hashed) =>
+      store.write('other', hashed),
+    )
+    expect(registry.headOf('other', 1)).toBeUndefined()
+  })
+
   it('gives the whole upload as head when it is smaller than the head, and can be asked twice', async () => {
     const registry = new StreamedDigestRegistry({ headBytes: HEAD_BYTES })
     const store = byteStore()

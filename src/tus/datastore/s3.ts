@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { type MetadataValue, S3Store } from '@tus/s3-store'
-import type { KvStore } from '@tus/utils'
+import type { KvStore, Upload } from '@tus/utils'
 import type { S3StorageConfig } from '../../config.ts'
 import type {
   ByteRange,
@@ -215,6 +215,17 @@ class TusboxS3Store extends S3Store {
     return this.#digests.write(id, offset, src, (hashed) =>
       super.write(endedWhenCut(hashed), id, offset),
     )
+  }
+
+  /**
+   * An empty upload (Upload-Length: 0, with FILE_UPLOAD_MIN_SIZE=0) is complete once created,
+   * but @tus/s3-store 2.0.7 completes its multipart upload only inside write(), which no request
+   * calls for it: without this, its object never exists.
+   */
+  override async create(upload: Upload): Promise<Upload> {
+    const created = await super.create(upload)
+    if (upload.size === 0) await this.write(Readable.from([]), upload.id, 0)
+    return created
   }
 
   /**

@@ -21,17 +21,23 @@ interface Received {
 
 const SECRET = 'a-webhook-secret-of-some-length'
 
-/** The verification snippet exactly as README.md shows it, loaded as a module. */
+/** The verification snippet exactly as docs/events-and-webhooks.md shows it, loaded as a module. */
 async function loadReadmeSnippet(directory: string): Promise<Verify> {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  const readme = await readFile(
+    new URL('../../docs/events-and-webhooks.md', import.meta.url),
+    'utf8',
+  )
   const block = /<!-- webhook-verification:start -->\s*```js\n([\s\S]*?)```/.exec(readme)?.[1]
-  if (!block) throw new Error('README.md has no webhook verification snippet between its markers')
+  if (!block)
+    throw new Error(
+      'docs/events-and-webhooks.md has no webhook verification snippet between its markers',
+    )
   const file = join(directory, 'verify.mjs')
   await writeFile(file, block)
   return (await import(pathToFileURL(file).href)).verifyTusboxWebhook as Verify
 }
 
-describe("README's webhook verification snippet", () => {
+describe('the webhook verification snippet in docs/events-and-webhooks.md', () => {
   let directory: string
   let verify: Verify
   let url: string
