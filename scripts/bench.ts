@@ -38,6 +38,7 @@ import {
   rufhUpload,
   send,
   sinkUpload,
+  tusConcatenate,
   tusCreate,
   tusPatch,
   tusUpload,
@@ -108,6 +109,8 @@ interface Plan {
   readonly leakUploads: number
   readonly leakCheckpoint: number
   readonly leakSize: number
+  /** A file sent with tus-js-client's parallelUploads, and the size of a final joined by itself. */
+  readonly parallelSize: number
 }
 
 const FULL: Plan = {
@@ -124,6 +127,7 @@ const FULL: Plan = {
   leakUploads: 500,
   leakCheckpoint: 100,
   leakSize: MiB,
+  parallelSize: 256 * MiB,
 }
 
 /**
@@ -143,6 +147,7 @@ const QUICK: Plan = {
   leakUploads: 50,
   leakCheckpoint: 10,
   leakSize: 256 * KiB,
+  parallelSize: 32 * MiB,
 }
 
 /**
@@ -150,6 +155,8 @@ const QUICK: Plan = {
  * hash, transaction; on S3 the multipart completion) and not the transfer of a chunk.
  */
 const FINISH_TAIL = 64 * KiB
+/** Partial uploads per file in the parallel rows: tus-js-client's `parallelUploads: 4`. */
+const FINAL_PARTS = 4
 /** tusbox's S3_PART_SIZE default; E uses the same part size. */
 const S3_PART_SIZE = 8 * MiB
 const ROOT = path.resolve(import.meta.dirname, '..')
@@ -462,11 +469,17 @@ function s3Put(lab: Lab, size: number): Promise<unknown> {
   }).done()
 }
 
-function tusJsClientUpload(endpoint: string, bytes: Buffer, chunkSize: number): Promise<void> {
+function tusJsClientUpload(
+  endpoint: string,
+  bytes: Buffer,
+  chunkSize: number,
+  parallelUploads = 1,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     new tus.Upload(bytes, {
       endpoint,
       chunkSize,
+      parallelUploads,
       retryDelays: [],
       metadata: { filename: 'bench.txt', filetype: 'text/plain' },
       onSuccess: () => resolve(),
@@ -499,6 +512,24 @@ async function finishLatencyMs(endpoint: string, size: number): Promise<number[]
   return [performance.now() - since]
 }
 
+/** The partial uploads of `size` bytes sent first, then the time the final's POST takes. */
+async function finalLatencyMs(endpoint: string, size: number): Promise<number[]> {
+  const partSize = Math.floor(size / FINAL_PARTS)
+  const sizes = Array.from({ length: FINAL_PARTS }, (_, index) =>
+    index < FINAL_PARTS - 1 ? partSize : size - (FINAL_PARTS - 1) * partSize,
+  )
+  const partials = await Promise.all(
+    sizes.map(async (length) => {
+      const url = await tusCreate(endpoint, length, 'partial')
+      await tusPatch(url, 0, length)
+      return url
+    }),
+  )
+  const since = performance.now()
+  await tusConcatenate(endpoint, partials)
+  return [performance.now() - since]
+}
+
 /** Aggregate MiB/s of all the uploads at once, and the 95th percentile of their durations. */
 async function concurrently(
   crowd: Crowd,
@@ -525,6 +556,14 @@ async function leakCheck(endpoint: string, pid: number): Promise<number[]> {
   }
   const atEnd = rssMiB(pid)
   return [atCheckpoint, atEnd, atEnd / atCheckpoint]
+}
+
+/** tusbox on each store: bare @tus/server (B) does not offer concatenation. */
+function tusboxContenders(
+  lab: Lab,
+  run: (endpoint: string, pid: number) => Promise<number[]>,
+): Contender[] {
+  return tusContenders(lab, run).filter((contender) => contender.subject !== 'B')
 }
 
 /** The tus servers, as contenders running `run` against their endpoint. */
@@ -556,6 +595,8 @@ interface Figures {
   readonly rssHeavyCrowd: Figure
   readonly leakRatio: Figure
   readonly s3RequestsSmall: Figure
+  readonly sequential: Figure
+  readonly parallel: Figure
 }
 
 /** A small upload: one PATCH, well below the part size. */
@@ -818,6 +859,41 @@ async function runScenarios(lab: Lab): Promise<Figures> {
   const heavy = await measureCrowd(lab, plan.heavyCrowd, true)
   const light = await measureCrowd(lab, plan.lightCrowd, false)
 
+  const parallelLabel = `${sizeLabel(plan.parallelSize)} upload, tus-js-client, ${chunk} chunks`
+  const sequential = define('parallel-1', `${parallelLabel}, parallelUploads 1`, 'MiB/s', 0)
+  const parallel = define(
+    'parallel-4',
+    `${parallelLabel}, parallelUploads ${FINAL_PARTS}`,
+    'MiB/s',
+    0,
+  )
+  const parallelBytes = fileBytes(plan.parallelSize)
+  for (const [figure, parallelUploads] of [
+    [sequential, 1],
+    [parallel, FINAL_PARTS],
+  ] as const) {
+    await measure(
+      lab,
+      [figure],
+      tusboxContenders(lab, (endpoint) =>
+        throughput(plan.parallelSize, () =>
+          tusJsClientUpload(endpoint, parallelBytes, plan.chunkSize, parallelUploads),
+        ),
+      ),
+    )
+  }
+  const finalFinish = define(
+    'final-finish',
+    `Final upload of ${sizeLabel(plan.parallelSize)} from ${FINAL_PARTS} partials: join and finish`,
+    'ms',
+    0,
+  )
+  await measure(
+    lab,
+    [finalFinish],
+    tusboxContenders(lab, (endpoint) => finalLatencyMs(endpoint, plan.parallelSize)),
+  )
+
   const rssRun = define('rss-run', 'Peak RSS, whole run', 'MiB', 0)
   for (const [subject, peak] of runPeaks) results.add(rssRun, subject, peak)
 
@@ -833,6 +909,8 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     rssHeavyCrowd: heavy.rss,
     leakRatio: leak[2],
     s3RequestsSmall,
+    sequential,
+    parallel,
   }
 }
 
@@ -914,6 +992,12 @@ function targets(figures: Figures): Target[] {
         series(figures.single, subject),
         0.95,
       ),
+    ),
+    atLeast(
+      `${sizeLabel(plan.parallelSize)}, tus-js-client parallelUploads ${FINAL_PARTS} / 1 (D)`,
+      series(figures.parallel, 'D'),
+      series(figures.sequential, 'D'),
+      1.5,
     ),
     atLeast(
       'Creations/s: C/B',

@@ -183,6 +183,7 @@ export async function buildContainer(
     policy: { ...policy, expirationMs: config.uploads.expirationMs },
     ownerLimits: config.ownerLimits,
     storageKeyPrefix: config.storage.backend === 's3' ? config.storage.keyPrefix : '',
+    logger,
   })
   const cors = corsPolicy(config.corsAllowedOrigins)
   const operations = new OutboxOperations(outboxRepository, jobs, () => queueStats(boss))

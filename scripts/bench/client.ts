@@ -118,11 +118,26 @@ export function expectStatus(answer: Answer, status: number, what: string): Answ
 const TUS_RESUMABLE = { 'Tus-Resumable': '1.0.0' }
 const METADATA = `filename ${Buffer.from('bench.txt').toString('base64')},filetype ${Buffer.from('text/plain').toString('base64')}`
 
-/** tus creation (POST without a body); resolves with the upload URL. */
-export async function tusCreate(endpoint: string, size: number): Promise<string> {
+/**
+ * tus creation (POST without a body); resolves with the upload URL. `concat: 'partial'` creates
+ * a partial upload (tus concatenation).
+ */
+export function tusCreate(endpoint: string, size: number, concat?: 'partial'): Promise<string> {
+  return tusPost(endpoint, {
+    'Upload-Length': String(size),
+    ...(concat ? { 'Upload-Concat': concat } : {}),
+  })
+}
+
+/** The final upload of tus concatenation, joined from complete partial uploads. */
+export function tusConcatenate(endpoint: string, partials: readonly string[]): Promise<string> {
+  return tusPost(endpoint, { 'Upload-Concat': `final;${partials.join(' ')}` })
+}
+
+async function tusPost(endpoint: string, headers: Record<string, string>): Promise<string> {
   const answer = await send(endpoint, {
     method: 'POST',
-    headers: { ...TUS_RESUMABLE, 'Upload-Length': String(size), 'Upload-Metadata': METADATA },
+    headers: { ...TUS_RESUMABLE, 'Upload-Metadata': METADATA, ...headers },
   })
   expectStatus(answer, 201, `POST ${endpoint}`)
   const location = answer.headers.location

@@ -14,6 +14,7 @@ import type { UploadService } from '../uploads/upload.service.ts'
 import { type AppEnv, authenticateRequests } from './auth.ts'
 import { cors } from './cors.ts'
 import { handleError, jsonError } from './errors.ts'
+import { serveFileContent } from './file-content.ts'
 import { onlyHostNames } from './host-check.ts'
 import { interimSender } from './interim.ts'
 import { requestContext } from './request-context.ts'
@@ -65,6 +66,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const env: Partial<HttpBindings> | undefined = c.env
     return deps.rufh(c.req.raw, c.get('principal'), interimSender(env?.incoming, env?.outgoing))
   }
+  // tusd and @tus/server serve an upload's file at its upload URL, and clients written for them
+  // download from there (tus-js-client's own end-to-end specs do). HEAD, which Hono routes here
+  // too, stays the protocols' resume check.
+  app.get(`${TUS_PATH}/:id`, (c) =>
+    c.req.raw.method === 'GET'
+      ? serveFileContent(c, deps.uploads, c.req.param('id'))
+      : uploadEndpoint(c),
+  )
   app.all(TUS_PATH, uploadEndpoint)
   app.all(`${TUS_PATH}/*`, uploadEndpoint)
 

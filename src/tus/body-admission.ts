@@ -17,6 +17,8 @@ export type BufferedBodyTarget =
       readonly kind: 'create'
       readonly size: number | undefined
       readonly metadata: Readonly<Record<string, string | null>> | undefined
+      /** tus concatenation: a partial upload, which is checked as one. */
+      readonly concat: 'partial' | undefined
     }
 
 /**
@@ -78,6 +80,7 @@ async function allowanceOf(
       size: target.size,
       metadata: target.metadata,
       owner: principal.owner,
+      concat: target.concat,
     })
   }
   if (!target.storageKey) throw new AppError('not_found', 'upload_not_found', 'No such upload.')
@@ -105,5 +108,6 @@ export function tusCreationTarget(headers: Headers): BufferedBodyTarget {
   } catch {
     throw new AppError('invalid', 'invalid_header', 'Upload-Metadata is malformed.')
   }
-  return { kind: 'create', size: length === null ? undefined : Number(length), metadata }
+  const concat = headers.get('upload-concat') === 'partial' ? 'partial' : undefined
+  return { kind: 'create', size: length === null ? undefined : Number(length), metadata, concat }
 }

@@ -24,6 +24,8 @@ export interface HookDeps {
  */
 export interface RequestState {
   readonly principal: Principal
+  /** tus concatenation: the creation is of a partial upload. */
+  readonly concat?: 'partial' | undefined
   file?: UploadFile
   retryAfterSeconds?: number
 }
@@ -63,6 +65,7 @@ export function createHooks(deps: HookDeps, states: RequestStates): Hooks {
         size: upload.size,
         metadata: upload.metadata,
         owner: state.principal.owner,
+        concat: state.concat,
       })
       state.file = file
       deps.metrics.uploadCreated('tus')

@@ -86,18 +86,21 @@ export class StreamedDigestRegistry implements StreamedDigests, LockWatcher {
   /**
    * Runs a store's `write` of `source` at `offset` with the bytes counted and hashed on their way
    * through (one stream for both: every stage between the request and the store costs per chunk),
-   * and resolves with the store's new offset.
+   * and resolves with the store's new offset. Bytes the store copies from its own uploads (a
+   * concatenation) are hashed but not counted: they were counted when they arrived.
    */
   async write(
     key: string,
     offset: number,
     source: Readable,
     write: (source: Readable) => Promise<number>,
+    origin: 'received' | 'copied' = 'received',
   ): Promise<number> {
     const digest = this.#begin(key, offset)
+    const onBytes = origin === 'received' ? this.#onBytes : () => undefined
     const passing = new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
-        this.#onBytes(chunk.length)
+        onBytes(chunk.length)
         if (!digest) return done(null, chunk)
         this.#absorb(digest, chunk)
         // The hashing thread is behind: hold the body back rather than queue unbounded copies.

@@ -21,6 +21,12 @@ import {
   UPLOAD_CONTENT_TYPE,
   verifyChecksum,
 } from './checksum.ts'
+import {
+  createConcatenationEdge,
+  parseUploadConcat,
+  uploadConcatHeader,
+  withoutUploadConcat,
+} from './concatenation.ts'
 import type { Datastore } from './datastore/index.ts'
 import { createHooks, type RequestState, type RequestStates } from './hooks.ts'
 import type { RateFloorOptions } from './rate-floor.ts'
@@ -71,6 +77,7 @@ export type TusHandler = (request: Request, principal: Principal | undefined) =>
 /** @tus/server behind the checks it does not make and the JSON errors it does not write. */
 export function createTusHandler(deps: TusDeps): TusHandler {
   const states: RequestStates = new WeakMap()
+  const hooks = createHooks(deps, states)
   const server = new Server({
     path: TUS_PATH,
     datastore: deps.datastore.tusStore,
@@ -83,22 +90,43 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     allowedOrigins: (origin) => deps.cors.allows(origin),
     // Browsers may send these only when the preflight allows them; RUFH shares the endpoint.
     allowedHeaders: ['Upload-Checksum', 'X-Request-Id', ...RUFH_REQUEST_HEADERS],
-    ...createHooks(deps, states),
+    ...hooks,
   })
 
-  const handle = async (request: Request, principal: Principal | undefined): Promise<Response> => {
-    const state: RequestState | undefined = principal && { principal }
+  const urlOf = (request: Request, id: string) =>
+    `${deps.publicUrl ?? new URL(request.url).origin}${TUS_PATH}/${id}`
+
+  const handle = async (
+    received: Request,
+    principal: Principal | undefined,
+    concat: 'partial' | undefined,
+  ): Promise<Response> => {
+    const request = concat ? withoutUploadConcat(received) : received
+    const state: RequestState | undefined = principal && { principal, concat }
     if (state) states.set(request, state)
     const response = await server.handleWeb(request)
+    const joined =
+      response.status === 410 &&
+      (await concatenation.joinedPartial(
+        request,
+        principal,
+        storageKeyFromUrl(request.url, undefined, deps.uploads),
+      ))
+    if (joined) return joined
     if (response.status >= 400) {
       const explain = (code: string) => explainSizeError(code, request, state?.file, deps.maxSize)
       return asJsonError(response, state?.retryAfterSeconds, explain)
     }
-    if (state?.file && bringsSniffWindow(request, response)) {
-      const refused = await refuseByFirstBytes(state.file.id, deps)
+    // A partial upload's first bytes are a slice from anywhere in its file: only its final is
+    // judged by type, from the joined bytes.
+    const judged = state?.file && state.file.concat !== 'partial' ? state.file : undefined
+    if (judged && bringsSniffWindow(request, response)) {
+      const refused = await refuseByFirstBytes(judged.id, deps)
       if (refused) return refused
     }
-    if (request.method === 'OPTIONS') advertiseChecksum(response.headers)
+    if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
+    const concatHeader = state?.file && uploadConcatHeader(state.file, (id) => urlOf(request, id))
+    if (concatHeader) response.headers.set('Upload-Concat', concatHeader)
     if (request.method === 'DELETE' && response.status === 204) {
       const key = storageKeyFromUrl(request.url, undefined, deps.uploads)
       if (key) await deps.uploads.markTerminated(key)
@@ -106,19 +134,43 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     return withUploadExpires(request, response, state?.file)
   }
 
+  const concatenation = createConcatenationEdge({
+    uploads: deps.uploads,
+    urlOf,
+    uploadCreated: () => deps.metrics.uploadCreated('tus'),
+    answerError: async (request, error) => {
+      const answer = await hooks.onResponseError(request, error as Error)
+      const status = answer?.status_code ?? 500
+      // Domain errors already name their sizes; nothing is left to explain.
+      return asJsonError(new Response(answer?.body ?? '', { status }), undefined, () => undefined)
+    },
+  })
+
   return async (received, principal) => {
     const request = withMethodOverride(received)
     if (request instanceof Response) return request
     const refusal = refuseEarly(request) ?? refuseDeclaredSize(request, deps.uploads)
     if (refusal) return refusal
-    if (!carriesChecksummedBody(request)) return handle(request, principal)
+    const concat =
+      request.method === 'POST'
+        ? parseUploadConcat(request, { publicUrl: deps.publicUrl, tusPath: TUS_PATH })
+        : { kind: 'none' as const }
+    if (concat.kind === 'refused') return jsonError(400, concat.code, concat.message)
+    if (concat.kind === 'final')
+      return concatenation.createFinal(request, principal, concat.partialIds)
+    const partial = concat.kind === 'partial' ? 'partial' : undefined
+    if (!carriesChecksummedBody(request)) return handle(request, principal, partial)
     // Only OPTIONS comes without a principal, and it carries no body.
     if (!principal) throw new Error('a checksummed tus request arrived without its principal')
-    return handleChecksummed(request, principal)
+    return handleChecksummed(request, principal, partial)
   }
 
   /** Admitted before its body is buffered, verified before the store sees a byte. */
-  async function handleChecksummed(request: Request, principal: Principal): Promise<Response> {
+  async function handleChecksummed(
+    request: Request,
+    principal: Principal,
+    concat: 'partial' | undefined,
+  ): Promise<Response> {
     let reservation: BufferReservation
     try {
       // Node's parser refuses a malformed Content-Length; a chunked body has none.
@@ -140,7 +192,7 @@ export function createTusHandler(deps: TusDeps): TusHandler {
       })
       if (!checked.ok) return checksumRefusal(checked, request)
       try {
-        return await handle(checked.request, principal)
+        return await handle(checked.request, principal, concat)
       } finally {
         await checked.release()
       }
@@ -239,11 +291,12 @@ function withMethodOverride(request: Request): Request | Response {
 }
 
 /**
- * tus 1.0.0: the creation URL takes POST, an upload URL HEAD, PATCH and DELETE. @tus/server
+ * tus 1.0.0: the creation URL takes POST, an upload URL HEAD, PATCH and DELETE (and GET, a
+ * download the HTTP layer serves before tus sees it). @tus/server
  * creates an upload for a POST to any URL under its path, and answers 404 to other methods.
  */
 const ALLOWED_AT_CREATION = ['POST', 'OPTIONS']
-const ALLOWED_AT_UPLOAD = ['HEAD', 'PATCH', 'DELETE', 'OPTIONS']
+const ALLOWED_AT_UPLOAD = ['GET', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS']
 
 function refuseEarly(request: Request): Response | undefined {
   const { method, headers } = request
@@ -252,10 +305,7 @@ function refuseEarly(request: Request): Response | undefined {
   const atCreation = pathname === TUS_PATH || pathname === `${TUS_PATH}/`
   const allowed = atCreation ? ALLOWED_AT_CREATION : ALLOWED_AT_UPLOAD
   if (!allowed.includes(method)) {
-    const hint =
-      method === 'GET' && !atCreation
-        ? 'Download files from /api/files/:id/content.'
-        : `${method} is not allowed here; use ${allowed.join(', ')}.`
+    const hint = `${method} is not allowed here; use ${allowed.join(', ')}.`
     return jsonError(405, 'method_not_allowed', hint, { Allow: allowed.join(', ') })
   }
   const version = headers.get('tus-resumable')
@@ -422,6 +472,17 @@ function isJsonError(text: string): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * The extensions tusbox adds to those @tus/server lists (checksum, concatenation), and GET among
+ * the methods a page may send: the upload URL is also where the file is downloaded from.
+ */
+function advertiseExtensions(headers: Headers): void {
+  advertiseChecksum(headers)
+  headers.set('Tus-Extension', `${headers.get('tus-extension')},concatenation`)
+  const methods = headers.get('access-control-allow-methods')
+  if (methods) headers.set('Access-Control-Allow-Methods', `${methods}, GET`)
 }
 
 /** tus expiration extension: unfinished uploads say until when they may sit idle. */

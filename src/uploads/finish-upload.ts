@@ -88,7 +88,8 @@ export function failureError(file: UploadFile): AppError {
 async function finish(deps: FinishUploadDeps, id: string): Promise<UploadFile> {
   const file = await deps.uploads.findById(id)
   if (!file) throw new AppError('not_found', 'upload_not_found', `No upload with id ${id}.`)
-  if (file.status !== 'UPLOADING') return file
+  // A partial upload is never a file: its bytes are finished as part of its final upload.
+  if (file.status !== 'UPLOADING' || file.concat === 'partial') return file
 
   const progress = await deps.storage.progress(file.storageKey)
   if (!progress || progress.size === undefined || progress.offset < progress.size) {

@@ -3,6 +3,9 @@ import type { Readable } from 'node:stream'
 export const UPLOAD_STATUSES = ['UPLOADING', 'STORED', 'FAILED', 'DELETED', 'EXPIRED'] as const
 export type UploadStatus = (typeof UPLOAD_STATUSES)[number]
 
+/** tus concatenation: a partial is joined into a final; a normal upload is neither. */
+export type UploadConcat = 'partial' | 'final'
+
 /** The protocol an upload was created with; both end in the same rows, store and finish. */
 export type UploadProtocol = 'tus' | 'rufh'
 
@@ -28,6 +31,11 @@ export interface UploadFile {
   readonly storedAt: Date | null
   readonly deletedAt: Date | null
   readonly expiresAt: Date | null
+  readonly concat: UploadConcat | null
+  /** A final's partial uploads, in the order they are joined; null for any other upload. */
+  readonly partialIds: readonly string[] | null
+  /** A partial's final upload, once one claimed it. */
+  readonly finalId: string | null
 }
 
 export interface UploadBatch {
@@ -83,6 +91,21 @@ export interface UploadStorage {
   remove(key: string): Promise<void>
   /** Throws when the store cannot be reached or written. */
   checkReady(): Promise<void>
+  /**
+   * Creates the complete upload `key` from the bytes of `parts`, joined in order inside the
+   * store; `metadata` is its tus Upload-Metadata, if it was sent one. The parts are left as they are.
+   */
+  concatenate(
+    key: string,
+    parts: readonly StoredPart[],
+    metadata: Readonly<Record<string, string | null>> | undefined,
+  ): Promise<void>
+}
+
+/** A complete upload about to be joined into a final one. */
+export interface StoredPart {
+  readonly key: string
+  readonly size: number
 }
 
 /** How one append ran: where the upload now ends, and whether the body went past its limit. */

@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { lockOwner } from '../db/advisory-lock.ts'
 import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
-import type { UploadFile, UploadStatus } from './types.ts'
+import type { UploadConcat, UploadFile, UploadStatus } from './types.ts'
 
 interface UploadRow {
   id: string
@@ -24,6 +24,9 @@ interface UploadRow {
   stored_at: Date | null
   deleted_at: Date | null
   expires_at: Date | null
+  concat: UploadConcat | null
+  partial_ids: string[] | null
+  final_id: string | null
 }
 
 export interface NewUpload {
@@ -36,6 +39,9 @@ export interface NewUpload {
   readonly storageKey: string
   readonly metadata: Record<string, string | null>
   readonly expiresAt: Date
+  readonly concat?: UploadConcat
+  /** A final's partial uploads, in order. */
+  readonly partialIds?: readonly string[]
 }
 
 export interface StoredFacts {
@@ -95,6 +101,8 @@ export class UploadRepository {
         storage_key: upload.storageKey,
         metadata: upload.metadata,
         expires_at: upload.expiresAt,
+        concat: upload.concat ?? null,
+        partial_ids: upload.partialIds ?? null,
       })
       .returning('*')
     if (!row) throw new Error(`inserting upload_files row ${upload.id} returned nothing`)
@@ -116,6 +124,34 @@ export class UploadRepository {
       const reached = await this.checkLimits(upload.owner, upload.declaredSize, limits, tx)
       return reached ?? this.insert(upload, tx)
     })
+  }
+
+  /**
+   * Gives the partial uploads `partialIds` to the final `finalId`, all or none: only unclaimed
+   * partials still UPLOADING are taken, and a final racing for the same partial waits on its row
+   * lock, then finds it claimed. Resolves with whether every partial was taken.
+   */
+  async claimPartials(
+    finalId: string,
+    partialIds: readonly string[],
+    tx: Transaction,
+  ): Promise<boolean> {
+    const claimed = await executor(
+      this.#db,
+      tx,
+    )(TABLE)
+      .whereIn('id', partialIds)
+      .where({ concat: 'partial', status: 'UPLOADING' })
+      .whereNull('final_id')
+      .update({ final_id: finalId, updated_at: this.#db.fn.now() })
+    return claimed === partialIds.length
+  }
+
+  /** Hands back the partials of a final that could not be joined, so another final may take them. */
+  async releasePartials(finalId: string): Promise<void> {
+    await this.#db(TABLE)
+      .where({ final_id: finalId, status: 'UPLOADING' })
+      .update({ final_id: null, updated_at: this.#db.fn.now() })
   }
 
   /**
@@ -190,6 +226,19 @@ export class UploadRepository {
       { status: 'DELETED', deleted_at: this.#db.fn.now(), expires_at: null },
       tx,
     )
+  }
+
+  /**
+   * A partial upload whose bytes now live in its final: DELETED, with the size it contributed,
+   * which a resuming client's HEAD is still told (see UploadService.joinedPartialSize).
+   */
+  async markJoined(id: string, size: number): Promise<UploadFile> {
+    return this.#update(id, {
+      status: 'DELETED',
+      size,
+      deleted_at: this.#db.fn.now(),
+      expires_at: null,
+    })
   }
 
   /** Pushes an unfinished upload's expiry forward; a no-op once the upload has left UPLOADING. */
@@ -287,6 +336,8 @@ export class UploadRepository {
 
   async list(query: ListQuery): Promise<UploadFile[]> {
     const rows = await this.#db<UploadRow>(TABLE)
+      // A partial upload is not a file: only its final is.
+      .whereRaw(`concat IS DISTINCT FROM 'partial'`)
       .modify((builder) => {
         if (query.owner !== undefined) builder.where({ owner: query.owner })
         if (query.batchId) builder.where({ batch_id: query.batchId })
@@ -335,6 +386,9 @@ function toUploadFile(row: UploadRow): UploadFile {
     storedAt: row.stored_at,
     deletedAt: row.deleted_at,
     expiresAt: row.expires_at,
+    concat: row.concat,
+    partialIds: row.partial_ids,
+    finalId: row.final_id,
   }
 }
 

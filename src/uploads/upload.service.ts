@@ -1,8 +1,15 @@
 import type { Readable } from 'node:stream'
 import type { TransactionRunner } from '../db/transaction.ts'
 import { AppError, TooManyError } from '../lib/errors.ts'
+import type { Logger } from '../lib/logger.ts'
 import { MAX_FILES_PER_BATCH } from './batch.service.ts'
 import { type BatchCompletionDeps, completeBatchIfReady } from './batch-completion.ts'
+import {
+  type ConcatenationDeps,
+  completePartials,
+  existingFinal,
+  joinFinal,
+} from './concatenation.ts'
 import { isAllowedType } from './content-type.ts'
 import { type FileDeletedDeps, recordFileDeleted } from './file-deleted.ts'
 import { type FinishUpload, failureError, type UploadPolicy } from './finish-upload.ts'
@@ -27,6 +34,7 @@ export interface UploadServiceDeps extends BatchCompletionDeps, FileDeletedDeps 
   readonly policy: UploadPolicy & { readonly expirationMs: number }
   readonly ownerLimits: { readonly maxUnfinishedUploads: number; readonly maxBytesInFlight: number }
   readonly storageKeyPrefix: string
+  readonly logger: Logger
   readonly now?: () => number
 }
 
@@ -34,6 +42,16 @@ export interface NewUploadRequest {
   readonly storageKey: string
   /** Undefined when the client defers the length. */
   readonly size: number | undefined
+  readonly metadata: Readonly<Record<string, string | null>> | undefined
+  readonly owner: string | null
+  /** tus concatenation: a partial upload is joined into a final one later, never finished alone. */
+  readonly concat?: 'partial'
+}
+
+/** tus concatenation: a final upload, made of complete partial uploads (their ids, in order). */
+export interface NewFinalRequest {
+  readonly storageKey: string
+  readonly partialIds: readonly string[]
   readonly metadata: Readonly<Record<string, string | null>> | undefined
   readonly owner: string | null
 }
@@ -75,18 +93,53 @@ export class UploadService {
 
   /** Checks what can be checked before any byte arrives, then records the upload as UPLOADING. */
   async register(request: NewUploadRequest): Promise<UploadFile> {
+    return this.#insert(await this.#newUpload(request))
+  }
+
+  /**
+   * tus concatenation: joins complete partial uploads into a final upload, which is finished
+   * like any other (one finish, one event). Its bytes were counted against the owner's limits as
+   * partials, so the final is not counted again.
+   */
+  async concatenate(request: NewFinalRequest): Promise<UploadFile> {
+    const deps = this.#concatenationDeps()
+    const existing = await existingFinal(deps, request.partialIds, request.owner)
+    if (existing) return existing
+    const { partials, size } = await completePartials(deps, request.partialIds, request.owner)
+    const row = await this.#newUpload({ ...request, size })
+    return joinFinal(deps, row, partials, request.metadata)
+  }
+
+  /**
+   * The size of a partial upload already joined into a final: its bytes are gone, but a client
+   * resuming the parallel upload must learn that this part is complete (and then ask for the same
+   * final again), not start it over. Undefined for any other upload.
+   */
+  async joinedPartialSize(storageKey: string, viewer: Viewer): Promise<number | undefined> {
+    const id = uploadIdFromStorageKey(storageKey)
+    const file = id === undefined ? undefined : await this.#deps.uploads.findById(id)
+    if (!file || !isVisibleTo(file, viewer) || file.concat !== 'partial') return undefined
+    return file.status === 'DELETED' && file.finalId ? (file.size ?? undefined) : undefined
+  }
+
+  #concatenationDeps(): ConcatenationDeps {
+    const { uploads, transactions, storage, finishUpload, policy, logger } = this.#deps
+    const now = this.#now
+    return { uploads, transactions, storage, finishUpload, maxSize: policy.maxSize, logger, now }
+  }
+
+  async #newUpload(request: NewUploadRequest): Promise<NewUpload> {
     const fields = await this.#checkNewUpload(request)
-    return this.#insert({
+    return {
       id: idOf(request.storageKey),
       owner: request.owner,
-      batchId: fields.batchId,
-      filename: fields.filename,
-      declaredType: fields.declaredType,
+      ...fields,
       declaredSize: request.size ?? null,
       storageKey: request.storageKey,
       metadata: { ...request.metadata },
       expiresAt: new Date(this.#now() + this.#deps.policy.expirationMs),
-    })
+      ...(request.concat ? { concat: request.concat } : {}),
+    }
   }
 
   /**
@@ -125,9 +178,15 @@ export class UploadService {
     return Math.max(0, size - (progress?.offset ?? 0))
   }
 
+  /**
+   * A partial upload's metadata is kept, but never read as a file's name, type or batch
+   * (tus-js-client's `metadataForPartialUploads`), and a partial may be empty: only its final
+   * is a file, and the final is checked.
+   */
   async #checkNewUpload(
     request: Omit<NewUploadRequest, 'storageKey'>,
   ): Promise<ReturnType<typeof readUploadFields>> {
+    if (request.concat === 'partial') return { filename: null, declaredType: null, batchId: null }
     const fields = readUploadFields(request.metadata)
     const { allowedTypes } = this.#deps.policy
     if (fields.declaredType && !isAllowedType(fields.declaredType, allowedTypes)) {
@@ -197,6 +256,15 @@ export class UploadService {
    */
   async admit(storageKey: string, action: UploadAction, viewer: Viewer): Promise<UploadFile> {
     const file = await this.#existing(idOf(storageKey), viewer)
+    // tus 1.0.0 concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH
+    // requests against a final upload URL".
+    if (file.concat === 'final' && action === 'append') {
+      throw new AppError(
+        'forbidden',
+        'final_upload_not_patchable',
+        `Upload ${file.id} is a final upload, joined from partial uploads; it takes no PATCH.`,
+      )
+    }
     switch (file.status) {
       case 'DELETED':
       case 'EXPIRED':

@@ -33,23 +33,35 @@ async function startPageServer(): Promise<{ server: Server; origin: string }> {
 function uploadFromPage(
   browser: Browser,
   origin: string,
-  upload: { endpoint: string; token: string; bytes: Uint8Array; protocol?: TusProtocol },
-): Promise<{ url?: string; error?: string }> {
+  upload: {
+    endpoint: string
+    token: string
+    bytes: Uint8Array
+    protocol?: TusProtocol
+    parallelUploads?: number
+  },
+): Promise<{ url?: string; error?: string; downloaded?: number[] }> {
   return browser.context.newPage().then(async (page) => {
     await page.goto(origin)
     return page.evaluate(
-      ({ endpoint, token, bytes, protocol }) =>
-        new Promise<{ url?: string; error?: string }>((resolve) => {
+      ({ endpoint, token, bytes, protocol, parallelUploads }) =>
+        new Promise<{ url?: string; error?: string; downloaded?: number[] }>((resolve) => {
           const tus = (globalThis as unknown as { tus: typeof import('tus-js-client') }).tus
           const file = new Blob([new Uint8Array(bytes)], { type: 'image/png' })
           const options: TusOptions & import('tus-js-client').UploadOptions = {
             endpoint,
             protocol,
+            parallelUploads,
             chunkSize: 64 * 1024,
             retryDelays: [],
             headers: { Authorization: `Bearer ${token}` },
             metadata: { filename: 'from-the-browser.png', filetype: 'image/png' },
-            onSuccess: () => resolve({ url: client.url ?? undefined }),
+            // As tus-js-client's own browser specs do: download the file from its upload URL.
+            onSuccess: async () => {
+              const url = client.url ?? ''
+              const download = await fetch(url, { headers: { Authorization: `Bearer ${token}` } })
+              resolve({ url, downloaded: [...new Uint8Array(await download.arrayBuffer())] })
+            },
             onError: (error) => resolve({ error: String(error) }),
           }
           const client = new tus.Upload(file, options)
@@ -60,6 +72,7 @@ function uploadFromPage(
         token: upload.token,
         bytes: [...upload.bytes],
         protocol: upload.protocol ?? 'tus-v1',
+        parallelUploads: upload.parallelUploads ?? 1,
       },
     )
   })
@@ -119,6 +132,23 @@ describe('CORS from a real browser (chromium)', () => {
     await expectStoredOnce(server.knex, id, bytes)
     const metrics = await server.container.metrics.render()
     expect(metrics).toMatch(/tusbox_uploads_created_total\{protocol="rufh"\} 1/)
+  })
+
+  it('stores a parallelUploads: 4 upload from an allowed origin, and downloads it from upload.url', async () => {
+    const bytes = pngBytes(300_000)
+
+    const result = await uploadFromPage(browser, allowed.origin, {
+      endpoint: server.tusEndpoint,
+      token,
+      bytes,
+      parallelUploads: 4,
+    })
+
+    expect(result.error).toBeUndefined()
+    const id = result.url?.split('/').at(-1) ?? ''
+    await expectStoredOnce(server.knex, id, bytes)
+    expect((await server.knex('upload_files').where({ final_id: id })).length).toBe(4)
+    expect(Buffer.from(result.downloaded ?? [])).toEqual(bytes)
   })
 
   it('is refused by the browser itself from an origin that is not allowed, before any upload exists', async () => {

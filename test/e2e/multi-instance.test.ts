@@ -92,6 +92,29 @@ describe.each(TEST_STORES)(
       expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(bytes))
     })
 
+    it('stores a parallelUploads: 4 upload whose partials and final land on both instances, behind PUBLIC_URL', async () => {
+      const bytes = pngBytes(900 * KiB)
+
+      const { id, url } = await uploadWithTus(`${proxy.url}/files`, bytes, {
+        chunkSize: 100 * KiB,
+        parallelUploads: 4,
+        metadata: { filename: 'parallel.png', filetype: 'image/png' },
+      })
+
+      expect(url.startsWith(`${proxy.url}/files/`)).toBe(true)
+      const partials = await knex('upload_files').where({ final_id: id })
+      expect(partials).toHaveLength(4)
+      const patchedOn = new Set(
+        partials.flatMap((partial: { id: string }) =>
+          instancesServing('PATCH', `/files/${partial.id}`),
+        ),
+      )
+      expect(patchedOn.size).toBe(2)
+      await expectStoredOnce(knex, id, bytes)
+      const download = await fetch(url)
+      expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(bytes))
+    })
+
     it('applies exactly one of two PATCHes sent at once to the same offset on two instances, whole', async () => {
       const size = 64 * KiB
       for (let race = 0; race < 4; race++) {

@@ -34,6 +34,35 @@ export function uploadWithTus(
 }
 
 /**
+ * uploadWithTus, restarted the way an app would when onError reports a lost connection that
+ * tus-js-client did not retry. tus-js-client 4.3.1 sends a parallel upload's final POST through
+ * a path whose network errors carry no `originalRequest`, so `shouldRetry` refuses them and
+ * onError fires at once. A restart resumes the partials (HEAD) and asks for the same final again.
+ */
+export function uploadRestartingOnLostConnection(
+  endpoint: string,
+  data: Buffer,
+  options: TusOptions = {},
+  maxRestarts = 5,
+): Promise<FinishedUpload & { readonly restarts: number }> {
+  return new Promise((resolve, reject) => {
+    let restarts = 0
+    const upload = new tus.Upload(data, {
+      endpoint,
+      retryDelays: [],
+      ...options,
+      onSuccess: () => resolve({ ...finished(upload), restarts }),
+      onError: (error) => {
+        if (isDetailedError(error) || restarts >= maxRestarts) return reject(error)
+        restarts++
+        upload.start()
+      },
+    })
+    upload.start()
+  })
+}
+
+/**
  * Starts an upload and stops it once at least `bytes` have been acknowledged by the server:
  * aborted (resumable later), or terminated through tus (DELETE) when `terminate` is set.
  */

@@ -438,7 +438,7 @@ const offsetCases: HostileCase[] = [
     setup: newUpload(100),
     send: (ctx, url) => request(ctx, 'POST', url, { ...TUS, 'Upload-Length': '10' }),
     check: async (_ctx, _url, reply) => {
-      expect(reply.headers.get('allow')).toBe('HEAD, PATCH, DELETE, OPTIONS')
+      expect(reply.headers.get('allow')).toBe('GET, HEAD, PATCH, DELETE, OPTIONS')
     },
   },
 ]
@@ -605,17 +605,65 @@ const metadataCases: HostileCase[] = [
         ]),
       ),
   },
+  ...(
+    [
+      ['not partial or final', 'bogus'],
+      ['an empty list', 'final;'],
+      ['only spaces after final;', 'final;     '],
+      ['garbage URLs', 'final;::: not-a-url %%%'],
+      ['a URL that names no upload', 'final;/files/12345'],
+      ['the URL of another host', `final;http://other-host.invalid/files/${uuidv7()}`],
+      ['a URL outside /files', `final;/api/files/${uuidv7()}`],
+    ] as const
+  ).map(
+    ([what, value]): HostileCase => ({
+      what: `Upload-Concat with ${what}`,
+      status: 400,
+      code: 'invalid_upload_concat',
+      send: (ctx) => create(ctx, { 'Upload-Concat': value }),
+    }),
+  ),
   {
-    what: 'Upload-Concat: partial (concatenation is not offered)',
-    status: 501,
-    code: 'unsupported_concatenation_extension',
-    send: (ctx) => create(ctx, { 'Upload-Length': '10', 'Upload-Concat': 'partial' }),
+    what: 'Upload-Concat: final with an Upload-Length',
+    status: 400,
+    code: 'invalid_upload_concat',
+    send: (ctx) =>
+      create(ctx, { 'Upload-Length': '10', 'Upload-Concat': `final;/files/${uuidv7()}` }),
   },
   {
-    what: 'a malformed Upload-Concat',
+    what: 'Upload-Concat: final naming more partial uploads than one final joins',
     status: 400,
-    code: 'invalid_header',
-    send: (ctx) => create(ctx, { 'Upload-Length': '10', 'Upload-Concat': 'bogus' }),
+    code: 'too_many_partial_uploads',
+    send: (ctx) =>
+      create(ctx, {
+        'Upload-Concat': `final;${Array.from({ length: 257 }, () => `/files/${uuidv7()}`).join(' ')}`,
+      }),
+  },
+  {
+    what: 'Upload-Concat: final naming 10 000 partial uploads (the headers outgrow what Node reads)',
+    status: 431,
+    send: (ctx) =>
+      viaWire(
+        ctx,
+        rawRequest('POST', '/files', [
+          ['Tus-Resumable', '1.0.0'],
+          [
+            'Upload-Concat',
+            `final;${Array.from({ length: 10_000 }, () => `/files/${uuidv7()}`).join(' ')}`,
+          ],
+        ]),
+      ),
+  },
+  {
+    what: 'Upload-Concat: partial with both Upload-Length and Upload-Defer-Length',
+    status: 400,
+    code: 'invalid_length',
+    send: (ctx) =>
+      create(ctx, {
+        'Upload-Length': '10',
+        'Upload-Defer-Length': '1',
+        'Upload-Concat': 'partial',
+      }),
   },
   {
     what: 'X-Forwarded-Proto: gopher',

@@ -90,4 +90,15 @@ describe('the OpenAPI description of /api', () => {
     expect(page.headers.get('content-type')).toMatch(/^text\/html/)
     expect(await page.text()).toContain("fetch('openapi.json')")
   })
+
+  it('tells, beside the content route and on its page, that the tus upload URL downloads the same bytes', async () => {
+    const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { description?: string }>>
+    }
+    expect(doc.paths['/files/{id}/content']?.get?.description).toContain(
+      '`GET /files/{id}` outside /api',
+    )
+    const page = await (await fetch(`${server.url}/api/docs`)).text()
+    expect(page).toContain('<code>GET /files/{id}</code> there (the upload URL')
+  })
 })

@@ -66,6 +66,19 @@ describe('S3 storage with presigned downloads and a key prefix', () => {
     expect(part.status).toBe(206)
     expect(Buffer.from(await part.arrayBuffer())).toEqual(bytes.subarray(10, 20))
   })
+
+  it('redirects a download from the tus upload URL by the same rule', async () => {
+    const bytes = pngBytes(20_000)
+    const { url } = await uploadWithTus(server.tusEndpoint, bytes, { parallelUploads: 2 })
+
+    const response = await fetch(url, { redirect: 'manual' })
+
+    expect(response.status).toBe(302)
+    expect(response.headers.get('cache-control')).toBe('no-store')
+    const location = new URL(response.headers.get('location') ?? '')
+    expect(location.origin).toBe(new URL(s3Endpoint(server)).origin)
+    expect(sha256(Buffer.from(await (await fetch(location)).arrayBuffer()))).toBe(sha256(bytes))
+  })
 })
 
 function s3Endpoint(server: TestServer): string {

@@ -1,10 +1,14 @@
 import {
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
   ListMultipartUploadsCommand,
   ListPartsCommand,
+  PutObjectCommand,
   type S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type S3TestServer, startS3TestServer } from '../helpers/s3-server.ts'
@@ -101,5 +105,55 @@ describe('the S3 test server', () => {
     const UploadId = await multipartWithParts(Key, [12 * 1024 * 1024])
     const listed = await client.send(new ListPartsCommand({ Bucket, Key, UploadId }))
     expect(listed.Parts?.[0]?.Size).toBe(12 * 1024 * 1024)
+  })
+
+  /** Objects as tus concatenation joins them: whole (UploadPartCopy), then completed. */
+  async function joinByCopy(Key: string, sources: readonly { key: string; size: number }[]) {
+    for (const [index, source] of sources.entries()) {
+      await client.send(
+        new PutObjectCommand({
+          Bucket,
+          Key: source.key,
+          Body: Buffer.alloc(source.size, index + 1),
+        }),
+      )
+    }
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }))
+    const Parts = []
+    for (const [index, source] of sources.entries()) {
+      const { CopyPartResult } = await client.send(
+        new UploadPartCopyCommand({
+          Bucket,
+          Key,
+          UploadId,
+          PartNumber: index + 1,
+          CopySource: `${Bucket}/${encodeURIComponent(source.key)}`,
+        }),
+      )
+      Parts.push({ PartNumber: index + 1, ETag: CopyPartResult?.ETag })
+    }
+    return client.send(
+      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts } }),
+    )
+  }
+
+  it('copies whole objects into parts server-side (UploadPartCopy) and joins them in order', async () => {
+    const MiB = 1024 * 1024
+    await joinByCopy('joined', [
+      { key: 'uploads/2026/12/a', size: 5 * MiB },
+      { key: 'uploads/2026/12/b', size: 1000 },
+    ])
+    const { Body } = await client.send(new GetObjectCommand({ Bucket, Key: 'joined' }))
+    const bytes = Buffer.from((await Body?.transformToByteArray()) ?? [])
+    expect(bytes.length).toBe(5 * MiB + 1000)
+    expect([bytes[0], bytes[5 * MiB - 1], bytes[5 * MiB], bytes.at(-1)]).toEqual([1, 1, 2, 2])
+  })
+
+  it('refuses, as S3 does, to complete an upload whose part other than the last is below 5 MiB', async () => {
+    const joining = joinByCopy('too-small', [
+      { key: 'uploads/2026/12/c', size: 1000 },
+      { key: 'uploads/2026/12/d', size: 1000 },
+    ])
+    await expect(joining).rejects.toMatchObject({ name: 'EntityTooSmall' })
   })
 })

@@ -336,11 +336,12 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     })
   })
 
-  it('answers 405 to GET on the tus endpoint: downloads live under /api', async () => {
+  it('answers 409 with a JSON error, never the bytes so far, to GET on an unfinished upload URL', async () => {
     const url = await newUpload(10)
+    expect((await patchUpload(url, 0, new Uint8Array(4))).status).toBe(204)
     const response = await fetch(url, { headers: TUS })
-    expect(response.status).toBe(405)
-    expect((await errorOf(response)).code).toBe('method_not_allowed')
+    expect(response.status).toBe(409)
+    expect((await errorOf(response)).code).toBe('file_not_stored')
   })
 
   it('answers every tus error with a JSON body naming a code', async () => {

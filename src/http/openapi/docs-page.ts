@@ -22,7 +22,7 @@ export const API_DOCS_PAGE = `<!doctype html>
 </head>
 <body>
 <h1>tusbox API</h1>
-<p class="intro">Generated from <a href="openapi.json">openapi.json</a>. Uploads themselves use tus, or Resumable Uploads for HTTP (the IETF draft), at <code>/files</code>.</p>
+<p class="intro">Generated from <a href="openapi.json">openapi.json</a>. Uploads themselves use tus, or Resumable Uploads for HTTP (the IETF draft), at <code>/files</code>; <code>GET /files/{id}</code> there (the upload URL, outside <code>/api</code>) downloads a STORED file exactly as <code>GET /api/files/{id}/content</code> does.</p>
 <main id="operations">Loading…</main>
 <script>
 const text = (value) => String(value ?? '').replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])

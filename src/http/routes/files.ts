@@ -1,8 +1,7 @@
-import { Readable } from 'node:stream'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { UploadService } from '../../uploads/upload.service.ts'
 import { type AppEnv, viewerOf } from '../auth.ts'
-import { attachmentDisposition } from '../content-disposition.ts'
+import { serveFileContent } from '../file-content.ts'
 import {
   errorResponse,
   FileIdParams,
@@ -13,7 +12,6 @@ import {
 } from '../openapi/schemas.ts'
 import { fileIdParam, limitQuery, optionalUuidQuery } from '../params.ts'
 import { presentFile } from '../presenters.ts'
-import { parseRangeHeader } from '../range.ts'
 
 const MAX_PAGE_SIZE = 100
 
@@ -69,7 +67,7 @@ const fileContent = createRoute({
   path: '/{id}/content',
   summary: 'The bytes of a STORED file',
   description:
-    'With its detected Content-Type, an RFC 6266 Content-Disposition and single-range Range support. On S3 with AWS_QUERYSTRING_AUTH=true: a 302 to a freshly presigned URL.',
+    "With its detected Content-Type, an RFC 6266 Content-Disposition and single-range Range support. On S3 with AWS_QUERYSTRING_AUTH=true: a 302 to a freshly presigned URL. The tus upload URL, `GET /files/{id}` outside /api (as tusd and @tus/server serve it, and tus-js-client's `upload.url`), answers exactly the same.",
   request: {
     params: FileIdParams,
     headers: z.object({
@@ -124,36 +122,7 @@ export function fileRoutes(uploads: UploadService): OpenAPIHono<AppEnv> {
     c.json(presentFile(await uploads.delete(fileIdParam(c.req.param('id')), viewerOf(c))), 200),
   )
 
-  routes.openapi(fileContent, async (c) => {
-    const file = await uploads.getStored(fileIdParam(c.req.param('id')), viewerOf(c))
-    const presentation = {
-      contentType: file.detectedType ?? 'application/octet-stream',
-      contentDisposition: attachmentDisposition(file.filename ?? file.id),
-    }
-    const redirect = await uploads.downloadUrl(file, presentation)
-    if (redirect) {
-      // A fresh URL per call; a cached redirect would outlive its signature.
-      c.header('Cache-Control', 'no-store')
-      return c.redirect(redirect, 302)
-    }
-    const { stream, range } = await uploads.openContent(
-      file,
-      parseRangeHeader(c.req.header('range')),
-    )
-    const headers = new Headers({
-      'Content-Type': presentation.contentType,
-      'Content-Disposition': presentation.contentDisposition,
-      'Content-Length': String(range ? range.end - range.start + 1 : file.size),
-      'Accept-Ranges': 'bytes',
-      ETag: `"${file.sha256}"`,
-      'Cache-Control': 'private, no-cache',
-      'X-Content-Type-Options': 'nosniff',
-      'Content-Security-Policy': "default-src 'none'; sandbox",
-    })
-    if (range) headers.set('Content-Range', `bytes ${range.start}-${range.end}/${file.size}`)
-    const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>
-    return new Response(body, { status: range ? 206 : 200, headers })
-  })
+  routes.openapi(fileContent, (c) => serveFileContent(c, uploads, c.req.param('id')))
 
   return routes
 }

@@ -5,6 +5,7 @@ import { type DataStore, ERRORS, Upload } from '@tus/utils'
 import type {
   AppendOptions,
   AppendOutcome,
+  StoredPart,
   StoredProgress,
   UploadStorage,
   UploadWriter,
@@ -41,6 +42,21 @@ export async function sha256Of(stream: Readable): Promise<string> {
   const hash = createHash('sha256')
   await pipeline(stream, hash)
   return hash.digest('hex')
+}
+
+/** The tus upload a concatenation creates: as long as its parts together, and empty so far. */
+export function finalUpload(
+  key: string,
+  parts: readonly StoredPart[],
+  metadata: Readonly<Record<string, string | null>> | undefined,
+): Upload {
+  return new Upload({
+    id: key,
+    size: parts.reduce((total, part) => total + part.size, 0),
+    offset: 0,
+    ...(metadata ? { metadata: { ...metadata } } : {}),
+    creation_date: new Date().toISOString(),
+  })
 }
 
 /** UploadWriter over the tus store: the same files or objects, the same hashing `write`. */

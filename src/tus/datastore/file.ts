@@ -4,9 +4,9 @@ import path from 'node:path'
 import type { Readable } from 'node:stream'
 import { FileStore } from '@tus/file-store'
 import type { FileStorageConfig } from '../../config.ts'
-import type { ByteRange, StoredProgress, UploadStorage } from '../../uploads/types.ts'
+import type { ByteRange, StoredPart, StoredProgress, UploadStorage } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
-import { type Datastore, progressIn, sha256Of, TusStoreWriter } from './common.ts'
+import { type Datastore, finalUpload, progressIn, sha256Of, TusStoreWriter } from './common.ts'
 
 export async function createFileDatastore(
   config: FileStorageConfig,
@@ -45,14 +45,25 @@ class HashingFileStore extends FileStore {
     this.#digests.forget(id)
     await super.remove(id)
   }
+
+  /** A write of bytes already in the store: hashed on the way like any write, never counted. */
+  copy(readable: Readable, id: string, offset: number): Promise<number> {
+    return this.#digests.write(
+      id,
+      offset,
+      readable,
+      (hashed) => super.write(hashed, id, offset),
+      'copied',
+    )
+  }
 }
 
 class FileStorage implements UploadStorage {
   readonly #root: string
-  readonly #store: FileStore
+  readonly #store: HashingFileStore
   readonly #digests: StreamedDigestRegistry
 
-  constructor(root: string, store: FileStore, digests: StreamedDigestRegistry) {
+  constructor(root: string, store: HashingFileStore, digests: StreamedDigestRegistry) {
     this.#root = root
     this.#store = store
     this.#digests = digests
@@ -92,6 +103,22 @@ class FileStorage implements UploadStorage {
     const file = this.#pathOf(key)
     // The .json companion is FileStore's upload info (its FileConfigstore).
     await Promise.all([rm(file, { force: true }), rm(`${file}.json`, { force: true })])
+  }
+
+  /**
+   * Streams each part into the new upload's file in turn, hashed in the same pass (the digest
+   * the finish step then uses): one read and one write of every byte, none held in memory.
+   */
+  async concatenate(
+    key: string,
+    parts: readonly StoredPart[],
+    metadata: Readonly<Record<string, string | null>> | undefined,
+  ): Promise<void> {
+    await this.#store.create(finalUpload(key, parts, metadata))
+    let offset = 0
+    for (const part of parts) {
+      offset = await this.#store.copy(await this.openRead(part.key), key, offset)
+    }
   }
 
   /** /readyz shows the reason to anyone who asks: the error code, never the directory's path. */

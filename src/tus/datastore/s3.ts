@@ -7,6 +7,7 @@ import {
   ListMultipartUploadsCommand,
   S3Client,
   type S3ClientConfig,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { type MetadataValue, S3Store } from '@tus/s3-store'
@@ -15,11 +16,12 @@ import type { S3StorageConfig } from '../../config.ts'
 import type {
   ByteRange,
   DownloadHeaders,
+  StoredPart,
   StoredProgress,
   UploadStorage,
 } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
-import { type Datastore, progressIn, sha256Of, TusStoreWriter } from './common.ts'
+import { type Datastore, finalUpload, progressIn, sha256Of, TusStoreWriter } from './common.ts'
 
 function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
   return {
@@ -78,6 +80,25 @@ class S3Objects {
     )
   }
 
+  /** Copies a whole object, or a range of it, into a part of a multipart upload, inside S3. */
+  async copyPart(target: PartTarget, source: CopySource): Promise<string> {
+    const { CopyPartResult } = await this.client.send(
+      new UploadPartCopyCommand({
+        Bucket: this.bucket,
+        Key: target.key,
+        UploadId: target.uploadId,
+        PartNumber: target.partNumber,
+        CopySource: `${this.bucket}/${encodeURIComponent(source.key)}`,
+        ...(source.range
+          ? { CopySourceRange: `bytes=${source.range.start}-${source.range.end}` }
+          : {}),
+      }),
+    )
+    if (!CopyPartResult?.ETag)
+      throw new Error(`S3 copied part ${target.partNumber} of ${target.key} without an ETag`)
+    return CopyPartResult.ETag
+  }
+
   /**
    * Aborts every multipart upload on `key`, then deletes the object and the `.info` and `.part`
    * objects @tus/s3-store keeps beside it. Deleting a missing key is not an error in S3.
@@ -105,6 +126,47 @@ class S3Objects {
       }),
     )
   }
+}
+
+interface PartTarget {
+  readonly key: string
+  readonly uploadId: string
+  readonly partNumber: number
+}
+
+interface CopySource {
+  readonly key: string
+  readonly range?: ByteRange
+}
+
+/** S3's smallest part, except for the last one of an upload. */
+const MIN_PART_BYTES = 5 * 1024 * 1024
+/** S3's largest part, and the largest object UploadPartCopy copies without a range. */
+const MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
+/** S3's most parts in one multipart upload. */
+const MAX_PARTS = 10_000
+
+/**
+ * The parts of a final object copied inside S3, one per partial upload (or several, for a
+ * partial above S3's largest part); undefined when S3's part rules forbid it: a partial other
+ * than the last below 5 MiB, or more parts than S3 takes.
+ */
+export function copyPlan(parts: readonly StoredPart[]): CopySource[] | undefined {
+  const nonEmpty = parts.filter((part) => part.size > 0)
+  if (nonEmpty.slice(0, -1).some((part) => part.size < MIN_PART_BYTES)) return undefined
+  const plan = nonEmpty.flatMap((part) => {
+    if (part.size <= MAX_PART_BYTES) return [{ key: part.key }]
+    const count = Math.ceil(part.size / MAX_PART_BYTES)
+    const length = Math.ceil(part.size / count)
+    return Array.from({ length: count }, (_, index) => ({
+      key: part.key,
+      range: {
+        start: index * length,
+        end: Math.min(part.size, (index + 1) * length) - 1,
+      },
+    }))
+  })
+  return plan.length <= MAX_PARTS ? plan : undefined
 }
 
 /**
@@ -175,6 +237,47 @@ class TusboxS3Store extends S3Store {
     await this.#objects.removeUpload(id)
     await this.clearCache(id)
   }
+
+  /**
+   * A final upload made inside S3 with UploadPartCopy where S3's part rules allow: no byte
+   * passes through tusbox, and the finish step reads the object once to hash it. Otherwise the
+   * partials are streamed into it as writes, hashed on the way, so the finish reads nothing.
+   */
+  async concatenate(
+    key: string,
+    parts: readonly StoredPart[],
+    metadata: Readonly<Record<string, string | null>> | undefined,
+  ): Promise<void> {
+    const upload = await this.create(finalUpload(key, parts, metadata))
+    const plan = copyPlan(parts)
+    if (plan) {
+      const info = await this.getMetadata(key)
+      const uploadId = info['upload-id'] ?? ''
+      const copied = await Promise.all(
+        plan.map(async (source, index) => ({
+          PartNumber: index + 1,
+          ETag: await this.#objects.copyPart({ key, uploadId, partNumber: index + 1 }, source),
+        })),
+      )
+      await this.finishMultipartUpload(info, copied)
+      await this.completeMetadata(upload)
+      return
+    }
+    let offset = 0
+    for (const part of parts) {
+      const { Body } = await this.#objects.get(part.key)
+      if (!(Body instanceof Readable))
+        throw new Error(`S3 returned no readable body for ${part.key}`)
+      const start = offset
+      offset = await this.#digests.write(
+        key,
+        start,
+        Body,
+        (hashed) => super.write(endedWhenCut(hashed), key, start),
+        'copied',
+      )
+    }
+  }
 }
 
 /**
@@ -243,6 +346,14 @@ class S3Storage implements UploadStorage {
 
   remove(key: string): Promise<void> {
     return this.#store.remove(key)
+  }
+
+  concatenate(
+    key: string,
+    parts: readonly StoredPart[],
+    metadata: Readonly<Record<string, string | null>> | undefined,
+  ): Promise<void> {
+    return this.#store.concatenate(key, parts, metadata)
   }
 
   async checkReady(): Promise<void> {
