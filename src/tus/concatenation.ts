@@ -137,10 +137,13 @@ export function createConcatenationEdge(deps: ConcatenationEdgeDeps): Concatenat
           owner: principal.owner,
         })
         deps.uploadCreated()
-        return new Response(null, {
-          status: 201,
-          headers: { Location: deps.urlOf(request, file.id), 'Tus-Resumable': TUS_RESUMABLE },
-        })
+        const urlOf = (id: string) => deps.urlOf(request, id)
+        // tus 1.0.0 calls Upload-Concat a request and response header: the 201 of a final says
+        // what it joined, as the 201 of a partial says `partial`.
+        const headers = new Headers({ Location: urlOf(file.id), 'Tus-Resumable': TUS_RESUMABLE })
+        const concat = uploadConcatHeader(file, urlOf)
+        if (concat) headers.set('Upload-Concat', concat)
+        return new Response(null, { status: 201, headers })
       } catch (error) {
         return deps.answerError(request, error)
       }

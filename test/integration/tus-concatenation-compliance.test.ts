@@ -58,13 +58,12 @@ describe.each(TEST_STORES)(
       await createPartial(10)
     })
 
-    it('ext-concat-002/003: creates a final upload from two partials, sent without Upload-Length', async () => {
-      const response = await createFinal([
-        await completePartial('AAAAA\n'),
-        await completePartial('BBBBB\n'),
-      ])
+    it('ext-concat-002/003: creates a final upload from two partials, sent without Upload-Length, and its 201 names them in Upload-Concat', async () => {
+      const partials = [await completePartial('AAAAA\n'), await completePartial('BBBBB\n')]
+      const response = await createFinal(partials)
       expect(response.status).toBe(201)
       expect(response.headers.get('location')).toBeTruthy()
+      expect(response.headers.get('upload-concat')).toBe(`final;${partials.join(' ')}`)
     })
 
     it("ext-concat-004: sets a final's Upload-Offset and Upload-Length to the partials' sum", async () => {
