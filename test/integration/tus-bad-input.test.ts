@@ -227,12 +227,13 @@ describe.each(TEST_STORES)('tus requests with bad input on the $name store', (st
     expect(response.status).toBe(201)
   })
 
-  it('answers 409 when Upload-Offset does not match, and keeps the offset', async () => {
+  it('answers 409 naming the current Upload-Offset when Upload-Offset does not match, and keeps the offset', async () => {
     const url = await newUpload(100)
     const bytes = pngBytes(100)
     expect((await patchUpload(url, 0, bytes.subarray(0, 40))).status).toBe(204)
     const response = await patchUpload(url, 10, bytes.subarray(10))
     expect(response.status).toBe(409)
+    expect(response.headers.get('upload-offset')).toBe('40')
     expect((await errorOf(response)).code).toBe('offset_mismatch')
     const head = await fetch(url, { method: 'HEAD', headers: TUS })
     expect(head.headers.get('upload-offset')).toBe('40')
