@@ -90,7 +90,7 @@ export async function uploadCommand(
   const unreachable = await reachabilityProblem(settings.endpoint)
   if (unreachable) {
     process.stderr.write(
-      `tusbox upload: cannot reach ${settings.endpoint} (${unreachable}); is tusbox running there? Nothing was sent.\n`,
+      `tusbox upload: cannot reach ${settings.endpoint} (${unreachable}); is tusbox running there? Another address: --endpoint URL or TUSBOX_ENDPOINT. Nothing was sent.\n`,
     )
     return EXIT_NOT_ALL_STORED
   }
