@@ -4,14 +4,12 @@ import { expectStoredOnce, uploadLocksHeld } from '../helpers/records.ts'
 import {
   interop8,
   jsonOf,
-  openRequest,
-  pathOf,
   resumeOverStalledAppend,
   rufhRequest,
+  stallAnAppend,
 } from '../helpers/rufh-client.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { waitUntil } from '../helpers/wait.ts'
 
 describe.each(TEST_STORES)('RUFH requests over a stalled append, on the $name store', (store) => {
   let server: TestServer
@@ -44,29 +42,10 @@ describe.each(TEST_STORES)('RUFH requests over a stalled append, on the $name st
 
   it('answers DELETE with 204, cutting the append in flight and removing the bytes', async () => {
     const bytes = pngBytes(MiB)
-    const created = await rufhRequest(
-      server.url,
-      'POST',
-      '/files',
-      interop8([['Upload-Complete', '?0']]),
-    )
-    const path = pathOf(created.final?.headers.get('location'))
-    const id = path.slice('/files/'.length)
-    const stalled = await openRequest(
-      server.url,
-      'PATCH',
-      path,
-      interop8([
-        ['Upload-Offset', '0'],
-        ['Upload-Complete', '?1'],
-        ['Content-Type', 'application/partial-upload'],
-        ['Content-Length', String(bytes.length)],
-      ]),
-    )
-    await stalled.send(bytes.subarray(0, bytes.length / 2))
-    await waitUntil('the stalled append holds the upload', async () => {
+    const { path, stalled } = await stallAnAppend(server.url, bytes, async () => {
       return (await uploadLocksHeld(server.knex)) === 1
     })
+    const id = path.slice('/files/'.length)
 
     const deleted = await rufhRequest(server.url, 'DELETE', path, interop8())
 

@@ -135,16 +135,21 @@ export interface ResumedOverStall {
   readonly completion: RufhReplies
 }
 
+/** An upload created with `?0` whose one append stalls: half its body sent, then silence. */
+export interface StalledAppend {
+  readonly path: string
+  readonly stalled: OpenRequest
+}
+
 /**
- * A client whose append stalls (half its body sent, then silence, the connection left open)
- * gives up on it and resumes as RUFH says: HEAD for the offset, then an append of the rest.
- * `lockHeld` tells when the stalled append holds the upload.
+ * Creates an upload and opens an append that sends half of `bytes` and then nothing, leaving its
+ * connection open; resolves once `lockHeld` says the stalled append holds the upload.
  */
-export async function resumeOverStalledAppend(
+export async function stallAnAppend(
   baseUrl: string,
   bytes: Buffer,
   lockHeld: () => Promise<boolean>,
-): Promise<ResumedOverStall> {
+): Promise<StalledAppend> {
   const created = await rufhRequest(
     baseUrl,
     'POST',
@@ -168,6 +173,19 @@ export async function resumeOverStalledAppend(
   )
   await stalled.send(bytes.subarray(0, bytes.length / 2))
   await waitUntil('the stalled append holds the upload', lockHeld)
+  return { path, stalled }
+}
+
+/**
+ * A client whose append stalls gives up on it and resumes as RUFH says: HEAD for the offset,
+ * then an append of the rest.
+ */
+export async function resumeOverStalledAppend(
+  baseUrl: string,
+  bytes: Buffer,
+  lockHeld: () => Promise<boolean>,
+): Promise<ResumedOverStall> {
+  const { path, stalled } = await stallAnAppend(baseUrl, bytes, lockHeld)
 
   const headSentAt = performance.now()
   const staleEnded = stalled
