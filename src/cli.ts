@@ -13,13 +13,13 @@ import { ConfigError } from './config.ts'
 import { createLogger, type LogFormat, type Logger } from './lib/logger.ts'
 import { VERSION } from './lib/version.ts'
 
-const HELP = `tusbox: a resumable upload server (tus 1.0.0) with Postgres records and outbox events
+const HELP = `tusbox: a resumable upload server (tus 1.0.0 and RUFH) with Postgres records and outbox events
 
 Usage: tusbox <command> [options]
 
 Commands:
   start                      The HTTP server and a worker in one process (npm start)
-  serve                      The HTTP server only: tus at /files, the JSON API at /api
+  serve                      The HTTP server only: tus and RUFH at /files, the JSON API at /api
   worker                     A background worker: event delivery, purge, repair; run any
                              number of them, on any machine
   purge                      Purge expired uploads, outlived files and old failures now

@@ -38,7 +38,7 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono<AppEnv> {
       title: 'tusbox API',
       version: deps.version,
       description:
-        'Files uploaded over tus at /files, their batches, and ops figures. Errors are always {"error": {"code", "message"}}.',
+        'Files uploaded over tus or RUFH at /files, their batches, and ops figures. Errors are always {"error": {"code", "message"}}.',
     },
     servers: [{ url: '/api' }],
     security: [{ bearer: [] }],
