@@ -8,7 +8,8 @@
  *   D  tusbox serve on S3 (the fauxqs test server)
  *   E  the same bytes put to the same S3 server with @aws-sdk/lib-storage
  *
- * Every server is a child process (its RSS is its own); this process is the client. Every
+ * Every server is a child process (its RSS is its own), and so is the client that sends and times
+ * every measured request (scripts/bench/load-process.ts), alone in a small heap. Every
  * scenario first warms every subject up with one unrecorded round, then measures several rounds,
  * the subjects taking turns within each round so that a change in the machine's load hits them
  * alike; a ratio is the median of the round-by-round ratios. Missed targets are reported, never
@@ -21,28 +22,13 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { S3Client } from '@aws-sdk/client-s3'
-import { Upload as S3Upload } from '@aws-sdk/lib-storage'
 import pg from 'pg'
-import * as tus from 'tus-js-client'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createLogger } from '../src/lib/logger.ts'
 import { emptyBucket } from '../test/helpers/s3-buckets.ts'
-import {
-  closeClient,
-  expectStatus,
-  fileBytes,
-  fileStream,
-  GiB,
-  KiB,
-  MiB,
-  rufhUpload,
-  send,
-  sinkUpload,
-  tusConcatenate,
-  tusCreate,
-  tusPatch,
-  tusUpload,
-} from './bench/client.ts'
+import { closeClient, expectStatus, GiB, KiB, MiB, send, tusUpload } from './bench/client.ts'
+import type { LoadTask, UploadRoute } from './bench/load.ts'
+import { type LoadClient, startLoadClient } from './bench/load-client.ts'
 import {
   cpuSnapshot,
   describeMachine,
@@ -56,7 +42,6 @@ import {
   figuresTable,
   formatValue,
   passes,
-  percentile,
   Results,
   type Series,
   SUBJECT_NAMES,
@@ -228,6 +213,8 @@ interface Lab {
   readonly s3Proxy: ChildServer
   readonly s3: S3Client
   readonly s3Endpoint: S3Endpoint
+  /** The client every timed request comes from, a process of its own. */
+  readonly client: LoadClient
 }
 
 /** The S3_TEST_* server when set, else the fauxqs test server in a child process. */
@@ -319,6 +306,8 @@ async function startLab(workdir: string): Promise<Lab> {
     // D's twin, whose S3 requests go through the counting proxy; only the request counts use it.
     started(startTusbox('s3-counted', onS3('bench_s3_counted', s3Proxy.url), workdir)),
   ])
+  // Started last, so stopped first: requests it has in flight would hold up the servers' stops.
+  const client = await started(startLoadClient())
   return {
     sink,
     sinkDir,
@@ -331,6 +320,7 @@ async function startLab(workdir: string): Promise<Lab> {
     s3Proxy,
     s3,
     s3Endpoint,
+    client,
   }
 }
 
@@ -453,98 +443,32 @@ function seconds(since: number): number {
   return (performance.now() - since) / 1000
 }
 
-/** MiB/s of one upload of `size` bytes, from its first request to its last answer. */
-async function throughput(size: number, upload: () => Promise<unknown>): Promise<number[]> {
-  const since = performance.now()
-  await upload()
-  return [size / MiB / seconds(since)]
+/** One measurement, run by the client process. */
+function load(lab: Lab, task: LoadTask): Promise<number[]> {
+  return lab.client.run(task)
+}
+
+/** A: bodies appended to a new file of the sink, in requests of `chunk` bytes (one when omitted). */
+function sinkFile(lab: Lab, chunk?: number): UploadRoute {
+  return { via: 'sink-file', sinkUrl: lab.sink.url, ...(chunk ? { chunk } : {}) }
 }
 
 /** E: the bytes put with lib-storage, with tusbox's part size and lib-storage's concurrency. */
-function s3Put(lab: Lab, size: number): Promise<unknown> {
-  return new S3Upload({
-    client: lab.s3,
-    params: { Bucket: RAW_BUCKET, Key: randomUUID(), Body: fileStream(size) },
-    partSize: S3_PART_SIZE,
-  }).done()
+function rawS3(lab: Lab): UploadRoute {
+  return { via: 's3', s3: lab.s3Endpoint, bucket: RAW_BUCKET, partSize: S3_PART_SIZE }
 }
 
-function tusJsClientUpload(
-  endpoint: string,
-  bytes: Buffer,
-  chunkSize: number,
-  parallelUploads = 1,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    new tus.Upload(bytes, {
-      endpoint,
-      chunkSize,
-      parallelUploads,
-      retryDelays: [],
-      metadata: { filename: 'bench.txt', filetype: 'text/plain' },
-      onSuccess: () => resolve(),
-      onError: reject,
-    }).start()
-  })
+function tusJsClientRoute(endpoint: string, parallelUploads: number): UploadRoute {
+  return { via: 'tus-js-client', endpoint, chunk: plan.chunkSize, parallelUploads }
 }
 
-async function creationsPerSecond(create: () => Promise<unknown>): Promise<number[]> {
-  let remaining = plan.creations
-  const since = performance.now()
-  await Promise.all(
-    Array.from({ length: plan.creationConcurrency }, async () => {
-      while (remaining > 0) {
-        remaining--
-        await create()
-      }
-    }),
-  )
-  return [plan.creations / seconds(since)]
-}
-
-/** All of the file but FINISH_TAIL in one PATCH, then the time the last PATCH takes. */
-async function finishLatencyMs(endpoint: string, size: number): Promise<number[]> {
-  const url = await tusCreate(endpoint, size)
-  const head = size - FINISH_TAIL
-  await tusPatch(url, 0, head)
-  const since = performance.now()
-  await tusPatch(url, head, FINISH_TAIL)
-  return [performance.now() - since]
-}
-
-/** The partial uploads of `size` bytes sent first, then the time the final's POST takes. */
-async function finalLatencyMs(endpoint: string, size: number): Promise<number[]> {
-  const partSize = Math.floor(size / FINAL_PARTS)
-  const sizes = Array.from({ length: FINAL_PARTS }, (_, index) =>
-    index < FINAL_PARTS - 1 ? partSize : size - (FINAL_PARTS - 1) * partSize,
-  )
-  const partials = await Promise.all(
-    sizes.map(async (length) => {
-      const url = await tusCreate(endpoint, length, 'partial')
-      await tusPatch(url, 0, length)
-      return url
-    }),
-  )
-  const since = performance.now()
-  await tusConcatenate(endpoint, partials)
-  return [performance.now() - since]
-}
-
-/** Aggregate MiB/s of all the uploads at once, and the 95th percentile of their durations. */
-async function concurrently(
-  crowd: Crowd,
-  upload: (size: number) => Promise<unknown>,
-): Promise<number[]> {
-  const since = performance.now()
-  const durations = await Promise.all(
-    Array.from({ length: crowd.uploads }, async () => {
-      const own = performance.now()
-      await upload(crowd.size)
-      return seconds(own)
-    }),
-  )
-  const aggregate = (crowd.uploads * crowd.size) / MiB / seconds(since)
-  return [aggregate, percentile(durations, 95)]
+function creationTask(target: { endpoint: string } | { sinkUrl: string }): LoadTask {
+  return {
+    kind: 'creations',
+    target,
+    count: plan.creations,
+    concurrency: plan.creationConcurrency,
+  }
 }
 
 /** RSS after the checkpoint, after the last upload, and their ratio. */
@@ -690,14 +614,15 @@ async function measureCrowd(
       {
         subject: 'A file',
         pid: lab.sink.pid,
-        run: () =>
-          concurrently(crowd, (size) => sinkUpload(`${lab.sink.url}/file/${randomUUID()}`, size)),
+        run: () => load(lab, { kind: 'crowd', route: sinkFile(lab), ...crowd }),
       },
-      ...tusContenders(lab, (endpoint) => concurrently(crowd, (size) => tusUpload(endpoint, size))),
+      ...tusContenders(lab, (endpoint) =>
+        load(lab, { kind: 'crowd', route: { via: 'tus', endpoint }, ...crowd }),
+      ),
       {
         subject: 'E',
         pid: undefined,
-        run: () => concurrently(crowd, (size) => s3Put(lab, size)),
+        run: () => load(lab, { kind: 'crowd', route: rawS3(lab), ...crowd }),
       },
     ],
     { rss: peak },
@@ -753,12 +678,9 @@ async function runScenarios(lab: Lab): Promise<Figures> {
       {
         subject: 'A discard',
         pid: lab.sink.pid,
-        run: () =>
-          creationsPerSecond(async () =>
-            expectStatus(await send(`${lab.sink.url}/discard`, { method: 'POST' }), 204, 'POST'),
-          ),
+        run: () => load(lab, creationTask({ sinkUrl: lab.sink.url })),
       },
-      ...tusContenders(lab, (endpoint) => creationsPerSecond(() => tusCreate(endpoint, MiB))),
+      ...tusContenders(lab, (endpoint) => load(lab, creationTask({ endpoint }))),
     ],
   )
 
@@ -769,7 +691,9 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     await measure(
       lab,
       [finish[index] as Figure],
-      tusContenders(lab, (endpoint) => finishLatencyMs(endpoint, finishSize)),
+      tusContenders(lab, (endpoint) =>
+        load(lab, { kind: 'finish', endpoint, size: finishSize, tail: FINISH_TAIL }),
+      ),
     )
   }
 
@@ -782,18 +706,25 @@ async function runScenarios(lab: Lab): Promise<Figures> {
       {
         subject: 'A file',
         pid: lab.sink.pid,
-        run: () => throughput(size, () => sinkUpload(`${lab.sink.url}/file/${randomUUID()}`, size)),
+        run: () => load(lab, { kind: 'throughput', route: sinkFile(lab), size }),
       },
       {
         subject: 'A discard',
         pid: lab.sink.pid,
-        run: () => throughput(size, () => sinkUpload(`${lab.sink.url}/discard`, size)),
+        run: () =>
+          load(lab, {
+            kind: 'throughput',
+            route: { via: 'sink-discard', sinkUrl: lab.sink.url },
+            size,
+          }),
       },
-      ...tusContenders(lab, (endpoint) => throughput(size, () => tusUpload(endpoint, size))),
+      ...tusContenders(lab, (endpoint) =>
+        load(lab, { kind: 'throughput', route: { via: 'tus', endpoint }, size }),
+      ),
       {
         subject: 'E',
         pid: undefined,
-        run: () => throughput(size, () => s3Put(lab, size)),
+        run: () => load(lab, { kind: 'throughput', route: rawS3(lab), size }),
       },
     ],
     { rss: rssSingle, cpu: cpuFigures('single', 'one PATCH') },
@@ -805,9 +736,9 @@ async function runScenarios(lab: Lab): Promise<Figures> {
   await measure(
     lab,
     [rufh],
-    tusContenders(lab, (endpoint) => throughput(size, () => rufhUpload(endpoint, size))).filter(
-      (contender) => contender.subject !== 'B',
-    ),
+    tusContenders(lab, (endpoint) =>
+      load(lab, { kind: 'throughput', route: { via: 'rufh', endpoint }, size }),
+    ).filter((contender) => contender.subject !== 'B'),
   )
 
   const chunked = define('chunked', `${big} upload, ${chunk} PATCHes`, 'MiB/s', 0)
@@ -818,13 +749,14 @@ async function runScenarios(lab: Lab): Promise<Figures> {
       {
         subject: 'A file',
         pid: lab.sink.pid,
-        run: () =>
-          throughput(size, () =>
-            sinkUpload(`${lab.sink.url}/file/${randomUUID()}`, size, plan.chunkSize),
-          ),
+        run: () => load(lab, { kind: 'throughput', route: sinkFile(lab, plan.chunkSize), size }),
       },
       ...tusContenders(lab, (endpoint) =>
-        throughput(size, () => tusUpload(endpoint, size, plan.chunkSize)),
+        load(lab, {
+          kind: 'throughput',
+          route: { via: 'tus', endpoint, chunk: plan.chunkSize },
+          size,
+        }),
       ),
     ],
     { cpu: cpuFigures('chunked', `${chunk} PATCHes`) },
@@ -836,12 +768,11 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     'MiB/s',
     0,
   )
-  const bytes = fileBytes(size)
   await measure(
     lab,
     [tusJsClient],
     tusContenders(lab, (endpoint) =>
-      throughput(size, () => tusJsClientUpload(endpoint, bytes, plan.chunkSize)),
+      load(lab, { kind: 'throughput', route: tusJsClientRoute(endpoint, 1), size }),
     ),
   )
 
@@ -867,7 +798,6 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     'MiB/s',
     0,
   )
-  const parallelBytes = fileBytes(plan.parallelSize)
   for (const [figure, parallelUploads] of [
     [sequential, 1],
     [parallel, FINAL_PARTS],
@@ -876,9 +806,11 @@ async function runScenarios(lab: Lab): Promise<Figures> {
       lab,
       [figure],
       tusboxContenders(lab, (endpoint) =>
-        throughput(plan.parallelSize, () =>
-          tusJsClientUpload(endpoint, parallelBytes, plan.chunkSize, parallelUploads),
-        ),
+        load(lab, {
+          kind: 'throughput',
+          route: tusJsClientRoute(endpoint, parallelUploads),
+          size: plan.parallelSize,
+        }),
       ),
     )
   }
@@ -891,7 +823,9 @@ async function runScenarios(lab: Lab): Promise<Figures> {
   await measure(
     lab,
     [finalFinish],
-    tusboxContenders(lab, (endpoint) => finalLatencyMs(endpoint, plan.parallelSize)),
+    tusboxContenders(lab, (endpoint) =>
+      load(lab, { kind: 'final', endpoint, size: plan.parallelSize, parts: FINAL_PARTS }),
+    ),
   )
 
   const rssRun = define('rss-run', 'Peak RSS, whole run', 'MiB', 0)
