@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick]: tusbox against the references it must be compared with, side by
+ * npm run bench [-- --quick] [-- --only D,E]: tusbox against the references it must be compared with, side by
  * side in one run on 127.0.0.1. See docs/benchmarks.md for what is measured and why.
  *
  *   A  node:http piping bodies to a file (and discarding them): what Node can ingest here
@@ -150,8 +150,21 @@ const BUCKET_SUFFIX = randomUUID().slice(0, 8)
 const TUSBOX_BUCKET = `bench-tusbox-${BUCKET_SUFFIX}`
 const RAW_BUCKET = `bench-raw-${BUCKET_SUFFIX}`
 
-const { values: flags } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
+const { values: flags } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+})
 const plan = flags.quick ? QUICK : FULL
+/** --only D,E: measure these subjects alone (say, D and E on another S3 server); others show —. */
+const onlySubjects = flags.only ? chosenSubjects(flags.only) : undefined
+
+function chosenSubjects(list: string): ReadonlySet<Subject> {
+  const names = list.split(',').map((name) => name.trim())
+  const unknown = names.filter((name) => !(SUBJECTS as readonly string[]).includes(name))
+  if (unknown.length > 0) {
+    throw new Error(`--only: unknown subject ${unknown.join(', ')} (one of ${SUBJECTS.join(', ')})`)
+  }
+  return new Set(names as Subject[])
+}
 const startedAt = new Date()
 const clock = performance.now()
 
@@ -390,9 +403,13 @@ async function warmUp(
 async function measure(
   lab: Lab,
   figures: readonly Figure[],
-  contenders: readonly Contender[],
+  everyContender: readonly Contender[],
   options: MeasureOptions = {},
 ): Promise<void> {
+  const contenders = everyContender.filter(
+    (contender) => onlySubjects?.has(contender.subject) ?? true,
+  )
+  if (contenders.length === 0) return
   const clean = cleaner(lab)
   const runs = options.runs ?? plan.runs
   if (options.warmUp ?? true) {
@@ -1024,7 +1041,8 @@ function report(figures: Figures, conditions: Conditions) {
     `Each figure is the median of ${plan.runs} run${plan.runs === 1 ? '' : 's'} after one warm-up round ` +
       '(the leak check runs once, on fresh servers); each ratio is the median of the run-by-run ratios. ' +
       SUBJECTS.map((subject) => `${subject}: ${SUBJECT_NAMES[subject]}`).join('; ') +
-      `. D and E use ${conditions.s3Server}.`,
+      `. D and E use ${conditions.s3Server}.` +
+      (onlySubjects ? ` Only ${[...onlySubjects].join(', ')} were measured (--only).` : ''),
     '',
     plan.mode === 'full'
       ? targetsTable(list)
