@@ -16,7 +16,8 @@ import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { createLogger } from '../src/lib/logger.ts'
-import { closeClient, GiB, MiB, tusUpload } from './bench/client.ts'
+import { GiB, MiB } from './bench/client.ts'
+import { type LoadClient, startLoadClient } from './bench/load-client.ts'
 import { mainThreadCpuSeconds, processCpuSeconds } from './bench/machine.ts'
 import { median } from './bench/results.ts'
 import { type ChildServer, emptyDirectory, startBenchServer, startTusbox } from './bench/servers.ts'
@@ -48,16 +49,18 @@ interface Subject {
 }
 
 /** One upload, with the server's CPU read from /proc around it. */
-async function measureOnce(subject: Subject) {
+async function measureOnce(client: LoadClient, subject: Subject) {
   const { pid, url } = subject.server
   const main = mainThreadCpuSeconds(pid)
   const all = processCpuSeconds(pid)
-  const since = performance.now()
-  await tusUpload(url, size, chunk)
-  const seconds = (performance.now() - since) / 1000
+  const [mibPerSecond = Number.NaN] = await client.run({
+    kind: 'throughput',
+    route: { via: 'tus', endpoint: url, chunk },
+    size,
+  })
   await emptyDirectory(subject.directory)
   return {
-    mibPerSecond: size / MiB / seconds,
+    mibPerSecond,
     mainCpuPerGiB: (mainThreadCpuSeconds(pid) - main) / (size / GiB),
     allCpuPerGiB: (processCpuSeconds(pid) - all) / (size / GiB),
   }
@@ -128,10 +131,13 @@ try {
       otherDir,
     ),
   ]
-  for (const subject of subjects) await measureOnce(subject)
+  // Started last, so stopped first: requests it has in flight would hold up the servers' stops.
+  const client = await startLoadClient()
+  stops.push(() => client.stop())
+  for (const subject of subjects) await measureOnce(client, subject)
   for (let round = 1; round <= rounds; round++) {
     for (const subject of subjects) {
-      const run = await measureOnce(subject)
+      const run = await measureOnce(client, subject)
       subject.runs.push(run)
       process.stderr.write(
         `round ${round} ${subject.name}: ${run.mibPerSecond.toFixed(0)} MiB/s, CPU per GiB ` +
@@ -147,6 +153,5 @@ try {
       `${summary(theirs, [bare])}\n`,
   )
 } finally {
-  closeClient()
   for (const stop of stops.toReversed()) await stop().catch(() => undefined)
 }
