@@ -324,7 +324,7 @@ export class UploadService {
   }
 
   async get(id: string, viewer: Viewer): Promise<UploadFile> {
-    return this.#existing(id, viewer)
+    return this.#existingFile(id, viewer)
   }
 
   async list(
@@ -341,10 +341,10 @@ export class UploadService {
    * always followed by its file.deleted, and a file never announced is never announced.
    */
   async delete(id: string, viewer: Viewer): Promise<UploadFile> {
-    await this.#existing(id, viewer)
+    await this.#existingFile(id, viewer)
     const outcome = await this.#markDeleted(id)
     if (outcome === 'already_gone') {
-      const file = await this.#existing(id, viewer)
+      const file = await this.#existingFile(id, viewer)
       throw new AppError(
         'gone',
         'file_gone',
@@ -362,7 +362,7 @@ export class UploadService {
   #markDeleted(id: string): Promise<UploadFile | 'already_gone'> {
     return this.#deps.transactions.inTransaction(async (tx) => {
       const file = await this.#deps.uploads.lockById(id, tx)
-      if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
+      if (!file) throw notFound(id)
       if (file.status === 'DELETED' || file.status === 'EXPIRED') return 'already_gone'
       const deleted = await this.#deps.uploads.markDeleted(file.id, tx)
       if (file.status === 'STORED') await recordFileDeleted(this.#deps, file, 'deleted', tx)
@@ -373,7 +373,7 @@ export class UploadService {
 
   /** A file whose bytes can be downloaded; anything else answers 409. */
   async getStored(id: string, viewer: Viewer): Promise<StoredFile> {
-    const file = await this.#existing(id, viewer)
+    const file = await this.#existingFile(id, viewer)
     if (file.status === 'DELETED' || file.status === 'EXPIRED') {
       throw new AppError('gone', 'file_gone', `File ${id} was ${file.status.toLowerCase()}.`)
     }
@@ -393,13 +393,27 @@ export class UploadService {
     return { stream, range }
   }
 
+  /**
+   * A file of the API. A partial upload (tus concatenation) is a piece of a file, never a file:
+   * like the list, the API does not show it (tus requests still reach it).
+   */
+  async #existingFile(id: string, viewer: Viewer): Promise<UploadFile> {
+    const upload = await this.#existing(id, viewer)
+    if (upload.concat === 'partial') throw notFound(id)
+    return upload
+  }
+
   /** Another owner's upload answers exactly like a missing one: its existence is not revealed. */
   async #existing(id: string, viewer: Viewer): Promise<UploadFile> {
     const found = await this.#deps.uploads.findById(id)
     const file = found && isVisibleTo(found, viewer) ? found : undefined
-    if (!file) throw new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
+    if (!file) throw notFound(id)
     return file
   }
+}
+
+function notFound(id: string): AppError {
+  return new AppError('not_found', 'file_not_found', `No file with id ${id}.`)
 }
 
 /** A parsed `bytes=` range: start/end, or a suffix length for `bytes=-N`. */

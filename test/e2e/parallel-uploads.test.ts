@@ -245,7 +245,7 @@ describe.each(TEST_STORES)('parallel uploads (tus concatenation) on the $name st
     expect(view.completedAt).not.toBeNull()
   })
 
-  it('lists only the final in /api/files, and leaves only its bytes in the store', async () => {
+  it('shows only the final in /api/files (a partial answers 404), and leaves only its bytes in the store', async () => {
     const bytes = pngBytes(150_000)
     const partials = [
       await client.partial(bytes.subarray(0, 50_000)),
@@ -258,6 +258,11 @@ describe.each(TEST_STORES)('parallel uploads (tus concatenation) on the $name st
         }
       ).files.map((file) => file.id)
     expect(await listed()).not.toContain(idOf(partials[0] ?? ''))
+    for (const path of ['', '/content']) {
+      const partialFile = await fetch(`${server.url}/api/files/${idOf(partials[0] ?? '')}${path}`)
+      expect(partialFile.status).toBe(404)
+      expect((await errorOf(partialFile)).code).toBe('file_not_found')
+    }
 
     const final = await client.final(partials, pngMetadata('listed.png'))
     const id = idOf(final.headers.get('location') ?? '')
@@ -375,7 +380,7 @@ describe.each(TEST_STORES)('parallel uploads (tus concatenation) on the $name st
     expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
   })
 
-  it('serves GET /files/<id> like /api/files/<id>/content: whole, a Range, and 409 while unfinished', async () => {
+  it('serves GET /files/<id> like /api/files/<id>/content: whole, a Range, 409 while unfinished, 404 for a partial', async () => {
     const bytes = pngBytes(70_000)
     const { id, url } = await uploadWithTus(server.tusEndpoint, bytes, {
       parallelUploads: 2,
@@ -405,10 +410,16 @@ describe.each(TEST_STORES)('parallel uploads (tus concatenation) on the $name st
     expect(range.headers.get('content-range')).toBe(`bytes 100-199/${bytes.length}`)
     expect(Buffer.from(await range.arrayBuffer())).toEqual(bytes.subarray(100, 200))
 
-    const unfinished = await client.partial(bytes, 1000)
-    const refused = await fetch(unfinished)
+    const created = await fetch(server.tusEndpoint, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': String(bytes.length) },
+    })
+    const refused = await fetch(created.headers.get('location') ?? '')
     expect(refused.status).toBe(409)
     expect((await errorOf(refused)).code).toBe('file_not_stored')
+    const partial = await fetch(await client.partial(bytes, 1000))
+    expect(partial.status).toBe(404)
+    expect((await errorOf(partial)).code).toBe('file_not_found')
   })
 
   it("does what tus-js-client's own end-to-end specs do: upload, GET upload.url, compare the bytes, DELETE", async () => {
