@@ -216,6 +216,7 @@ export async function buildContainer(
     locker,
     uploads,
     finishUpload,
+    screenUpload,
     presentFile,
     maxSize: config.uploads.maxSize,
     expirationMs: config.uploads.expirationMs,

@@ -8,7 +8,12 @@ import { databaseUnavailable } from '../db/errors.ts'
 import { AppError, isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import { addLogContext, type Logger } from '../lib/logger.ts'
-import { type FinishUpload, failureError } from '../uploads/finish-upload.ts'
+import {
+  type FinishUpload,
+  failureError,
+  refusedByFirstBytes,
+  type ScreenUpload,
+} from '../uploads/finish-upload.ts'
 import { isUploadId } from '../uploads/storage-key.ts'
 import type {
   StoredProgress,
@@ -59,6 +64,7 @@ export interface RufhDeps {
   readonly locker: Locker
   readonly uploads: UploadService
   readonly finishUpload: FinishUpload
+  readonly screenUpload: ScreenUpload
   /** The stored file as GET /api/files/:id shows it: the final answer of a completed upload. */
   readonly presentFile: (file: UploadFile) => unknown
   readonly maxSize: number
@@ -284,7 +290,12 @@ export function createRufhHandler(deps: RufhDeps): RufhHandler {
     )
     if (outcome.overflowed) return invalidate(target, length)
     if (!outcome.bodyEnded) throw bodyCut(stop.signal.aborted)
-    if (!fields.complete) return accepted(exchange, outcome.offset, location, expiresAt)
+    if (!fields.complete) {
+      const written = { from: fields.offset, to: outcome.offset }
+      const refused = await refusedByFirstBytes(deps.screenUpload, target.id, written, deps.logger)
+      if (refused) return completed(exchange, refused)
+      return accepted(exchange, outcome.offset, location, expiresAt)
+    }
     if (outcome.offset !== length) {
       throw new ProblemError(
         inconsistentLength(`The upload ends at ${length} bytes; it has ${outcome.offset}.`),

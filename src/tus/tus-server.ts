@@ -7,8 +7,13 @@ import { type CorsPolicy, RUFH_REQUEST_HEADERS } from '../lib/cors-policy.ts'
 import { isAppError, TooManyError } from '../lib/errors.ts'
 import { errorBody, RETRY_AFTER_SECONDS, STATUS_BY_KIND } from '../lib/http-status.ts'
 import type { Logger } from '../lib/logger.ts'
-import { SNIFF_BYTES } from '../uploads/content-type.ts'
-import { type FinishUpload, failureError, type ScreenUpload } from '../uploads/finish-upload.ts'
+import {
+  type FinishUpload,
+  failureError,
+  refusedByFirstBytes,
+  type ScreenUpload,
+  type Written,
+} from '../uploads/finish-upload.ts'
 import { isUploadId, uploadIdFromStorageKey } from '../uploads/storage-key.ts'
 import type { UploadFile, UploadProtocol } from '../uploads/types.ts'
 import type { UploadService } from '../uploads/upload.service.ts'
@@ -124,9 +129,12 @@ export function createTusHandler(deps: TusDeps): TusHandler {
     // A partial upload's first bytes are a slice from anywhere in its file: only its final is
     // judged by type, from the joined bytes.
     const judged = state?.file && state.file.concat !== 'partial' ? state.file : undefined
-    if (judged && bringsSniffWindow(request, response)) {
-      const refused = await refuseByFirstBytes(judged.id, deps)
-      if (refused) return refused
+    const written = judged && writtenBy(request, response)
+    const refused =
+      written && (await refusedByFirstBytes(deps.screenUpload, judged.id, written, deps.logger))
+    if (refused) {
+      const error = failureError(refused)
+      return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
     }
     if (request.method === 'OPTIONS') advertiseExtensions(response.headers)
     const concatHeader = state?.file && uploadConcatHeader(state.file, (id) => urlOf(request, id))
@@ -396,36 +404,12 @@ function explainSizeError(
   return `This body would take the upload to ${end} bytes; ${limit}.`
 }
 
-/**
- * Whether this PATCH (or creation-with-upload POST) took the upload's offset across SNIFF_BYTES:
- * its first bytes are in and its type can be judged. Later requests cost no check.
- */
-function bringsSniffWindow(request: Request, response: Response): boolean {
-  if (request.method !== 'PATCH' && request.method !== 'POST') return false
-  const newOffset = Number(response.headers.get('upload-offset') ?? Number.NaN)
-  const startOffset = request.method === 'POST' ? 0 : Number(request.headers.get('upload-offset'))
-  return startOffset < SNIFF_BYTES && newOffset >= SNIFF_BYTES
-}
-
-/** The request's answer when the upload's first bytes are a refused type: its 415, else undefined. */
-async function refuseByFirstBytes(
-  id: string,
-  deps: Pick<TusDeps, 'screenUpload' | 'logger'>,
-): Promise<Response | undefined> {
-  let file: UploadFile | undefined
-  try {
-    file = await deps.screenUpload(id)
-  } catch (error) {
-    // The bytes are stored and the finish checks the type again: the PATCH itself succeeded.
-    deps.logger.warn('could not check the type of an upload from its first bytes', {
-      uploadId: id,
-      error,
-    })
-    return undefined
-  }
-  if (file?.status !== 'FAILED') return undefined
-  const error = failureError(file)
-  return jsonError(STATUS_BY_KIND[error.kind], error.code, error.message)
+/** The bytes a PATCH (or a creation-with-upload POST) wrote, read from its answer. */
+function writtenBy(request: Request, response: Response): Written | undefined {
+  if (request.method !== 'PATCH' && request.method !== 'POST') return undefined
+  const to = Number(response.headers.get('upload-offset') ?? Number.NaN)
+  const from = request.method === 'POST' ? 0 : Number(request.headers.get('upload-offset'))
+  return Number.isFinite(from) && Number.isFinite(to) ? { from, to } : undefined
 }
 
 function hasBody(headers: Headers): boolean {

@@ -205,6 +205,36 @@ export function createScreenUpload(deps: FinishUploadDeps): ScreenUpload {
   }
 }
 
+/** The bytes one request wrote: from the offset it started at to the offset it left. */
+export interface Written {
+  readonly from: number
+  readonly to: number
+}
+
+/**
+ * The upload, FAILED, when the write that brought in its first SNIFF_BYTES showed a refused
+ * type; undefined otherwise. Only that one write of an upload costs a check. A check that fails
+ * is logged and leaves the write accepted: its bytes are stored, and the finish checks again.
+ */
+export async function refusedByFirstBytes(
+  screen: ScreenUpload,
+  id: string,
+  written: Written,
+  logger: Logger,
+): Promise<UploadFile | undefined> {
+  if (written.from >= SNIFF_BYTES || written.to < SNIFF_BYTES) return undefined
+  try {
+    const file = await screen(id)
+    return file?.status === 'FAILED' ? file : undefined
+  } catch (error) {
+    logger.warn('could not check the type of an upload from its first bytes', {
+      uploadId: id,
+      error,
+    })
+    return undefined
+  }
+}
+
 async function markStored(
   deps: FinishUploadDeps,
   file: UploadFile,

@@ -241,6 +241,46 @@ describe.each(TEST_STORES)('RUFH clients written byte for byte, on the $name sto
       expect((await server.knex('upload_files').where({ id }).first()).status).toBe('FAILED')
     })
 
+    it('answers 415 to the append that brings a refused type in its first 64 KiB, before the rest is sent, and removes its bytes', async () => {
+      const created = await rufhRequest(
+        server.url,
+        'POST',
+        '/files',
+        v8([
+          ['Upload-Complete', '?0'],
+          ['Content-Type', 'image/png'],
+        ]),
+      )
+      const path = pathOf(created.final?.headers.get('location'))
+      const id = path.slice('/files/'.length)
+      const append = (from: number, to: number) =>
+        rufhRequest(
+          server.url,
+          'PATCH',
+          path,
+          v8([
+            ['Upload-Offset', String(from)],
+            ['Upload-Complete', '?0'],
+            ['Content-Type', 'application/partial-upload'],
+          ]),
+          elfBytes(MiB).subarray(from, to),
+        )
+
+      expect((await append(0, 30_000)).final?.status).toBe(204)
+      const refused = await append(30_000, 100_000)
+
+      expect(refused.final?.status).toBe(415)
+      expect(refused.final?.headers.get('upload-complete')).toBe('?1')
+      expect((jsonOf(refused.final) as { error: { code: string } }).error.code).toBe(
+        'unsupported_file_type',
+      )
+      expect(await server.knex('upload_files').where({ id }).first()).toMatchObject({
+        status: 'FAILED',
+        error_code: 'unsupported_file_type',
+      })
+      expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([])
+    })
+
     it('sends 104s with Upload-Offset while a long body arrives', async () => {
       const bytes = pngBytes(12 * MiB)
       const request = await openRequest(
