@@ -96,6 +96,9 @@ interface Plan {
   readonly leakSize: number
   /** A file sent with tus-js-client's parallelUploads, and the size of a final joined by itself. */
   readonly parallelSize: number
+  /** The same through a link that lets each connection upload at most `throttle` bytes/s. */
+  readonly throttledSize: number
+  readonly throttle: number
 }
 
 const FULL: Plan = {
@@ -113,6 +116,8 @@ const FULL: Plan = {
   leakCheckpoint: 100,
   leakSize: MiB,
   parallelSize: 256 * MiB,
+  throttledSize: 128 * MiB,
+  throttle: 16 * MiB,
 }
 
 /**
@@ -133,6 +138,8 @@ const QUICK: Plan = {
   leakCheckpoint: 10,
   leakSize: 256 * KiB,
   parallelSize: 32 * MiB,
+  throttledSize: 16 * MiB,
+  throttle: 16 * MiB,
 }
 
 /**
@@ -224,6 +231,9 @@ interface Lab {
   /** D with its S3 requests counted (scripts/bench/s3-counting-proxy.ts). */
   readonly tusboxS3Counted: ChildServer
   readonly s3Proxy: ChildServer
+  /** C and D behind a link that paces each connection (scripts/bench/throttle-proxy.ts). */
+  readonly throttledFile: ChildServer
+  readonly throttledS3: ChildServer
   readonly s3: S3Client
   readonly s3Endpoint: S3Endpoint
   /** The client every timed request comes from, a process of its own. */
@@ -319,6 +329,12 @@ async function startLab(workdir: string): Promise<Lab> {
     // D's twin, whose S3 requests go through the counting proxy; only the request counts use it.
     started(startTusbox('s3-counted', onS3('bench_s3_counted', s3Proxy.url), workdir)),
   ])
+  const throttled = (server: ChildServer) =>
+    started(startBenchServer('throttle-proxy.ts', [server.url, String(plan.throttle)], workdir))
+  const [throttledFile, throttledS3] = await Promise.all([
+    throttled(tusboxFile),
+    throttled(tusboxS3),
+  ])
   // Started last, so stopped first: requests it has in flight would hold up the servers' stops.
   const client = await started(startLoadClient())
   return {
@@ -331,6 +347,8 @@ async function startLab(workdir: string): Promise<Lab> {
     tusboxS3,
     tusboxS3Counted,
     s3Proxy,
+    throttledFile,
+    throttledS3,
     s3,
     s3Endpoint,
     client,
@@ -507,6 +525,14 @@ function tusboxContenders(
   return tusContenders(lab, run).filter((contender) => contender.subject !== 'B')
 }
 
+/** tusbox on each store behind the throttling proxy: `run` gets the endpoint through it. */
+function throttledContenders(lab: Lab, run: (endpoint: string) => Promise<number[]>): Contender[] {
+  return [
+    { subject: 'C', pid: lab.tusboxFile.pid, run: () => run(lab.throttledFile.url) },
+    { subject: 'D', pid: lab.tusboxS3.pid, run: () => run(lab.throttledS3.url) },
+  ]
+}
+
 /** The tus servers, as contenders running `run` against their endpoint. */
 function tusContenders(
   lab: Lab,
@@ -538,6 +564,8 @@ interface Figures {
   readonly s3RequestsSmall: Figure
   readonly sequential: Figure
   readonly parallel: Figure
+  readonly throttledSequential: Figure
+  readonly throttledParallel: Figure
 }
 
 /** A small upload: one PATCH, well below the part size. */
@@ -831,6 +859,38 @@ async function runScenarios(lab: Lab): Promise<Figures> {
       ),
     )
   }
+  const throttledLabel =
+    `${sizeLabel(plan.throttledSize)} upload, tus-js-client, ${chunk} chunks, ` +
+    `${sizeLabel(plan.throttle)}/s per connection`
+  const throttledSequential = define(
+    'parallel-throttled-1',
+    `${throttledLabel}, parallelUploads 1`,
+    'MiB/s',
+    0,
+  )
+  const throttledParallel = define(
+    'parallel-throttled-4',
+    `${throttledLabel}, parallelUploads ${FINAL_PARTS}`,
+    'MiB/s',
+    0,
+  )
+  for (const [figure, parallelUploads] of [
+    [throttledSequential, 1],
+    [throttledParallel, FINAL_PARTS],
+  ] as const) {
+    await measure(
+      lab,
+      [figure],
+      throttledContenders(lab, (endpoint) =>
+        load(lab, {
+          kind: 'throughput',
+          route: tusJsClientRoute(endpoint, parallelUploads),
+          size: plan.throttledSize,
+        }),
+      ),
+    )
+  }
+
   const finalFinish = define(
     'final-finish',
     `Final upload of ${sizeLabel(plan.parallelSize)} from ${FINAL_PARTS} partials: join and finish`,
@@ -862,6 +922,8 @@ async function runScenarios(lab: Lab): Promise<Figures> {
     s3RequestsSmall,
     sequential,
     parallel,
+    throttledSequential,
+    throttledParallel,
   }
 }
 
@@ -944,11 +1006,14 @@ function targets(figures: Figures): Target[] {
         0.95,
       ),
     ),
-    atLeast(
-      `${sizeLabel(plan.parallelSize)}, tus-js-client parallelUploads ${FINAL_PARTS} / 1 (D)`,
-      series(figures.parallel, 'D'),
-      series(figures.sequential, 'D'),
-      1.5,
+    ...(['C', 'D'] as const).map((subject) =>
+      atLeast(
+        `${sizeLabel(plan.throttledSize)} at ${sizeLabel(plan.throttle)}/s per connection, ` +
+          `tus-js-client parallelUploads ${FINAL_PARTS} / 1, ${store[subject]} (${subject})`,
+        series(figures.throttledParallel, subject),
+        series(figures.throttledSequential, subject),
+        1.5,
+      ),
     ),
     atLeast(
       'Creations/s: C/B',
