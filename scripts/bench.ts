@@ -526,11 +526,19 @@ function tusboxContenders(
 }
 
 /** tusbox on each store behind the throttling proxy: `run` gets the endpoint through it. */
-function throttledContenders(lab: Lab, run: (endpoint: string) => Promise<number[]>): Contender[] {
-  return [
-    { subject: 'C', pid: lab.tusboxFile.pid, run: () => run(lab.throttledFile.url) },
-    { subject: 'D', pid: lab.tusboxS3.pid, run: () => run(lab.throttledS3.url) },
+function throttledContenders(
+  lab: Lab,
+  run: (endpoint: string, pid: number) => Promise<number[]>,
+): Contender[] {
+  const behind: [Subject, ChildServer, ChildServer][] = [
+    ['C', lab.tusboxFile, lab.throttledFile],
+    ['D', lab.tusboxS3, lab.throttledS3],
   ]
+  return behind.map(([subject, server, proxy]) => ({
+    subject,
+    pid: server.pid,
+    run: () => run(proxy.url, server.pid),
+  }))
 }
 
 /** The tus servers, as contenders running `run` against their endpoint. */
@@ -673,6 +681,48 @@ async function measureCrowd(
     { rss: peak },
   )
   return { aggregate, rss: peak }
+}
+
+/** tus-js-client with parallelUploads 1, then 4: the two figures. */
+async function measureParallelUploads(
+  lab: Lab,
+  scenario: { readonly id: string; readonly size: number; readonly link: string },
+  contenders: (lab: Lab, run: (endpoint: string, pid: number) => Promise<number[]>) => Contender[],
+): Promise<[Figure, Figure]> {
+  const label =
+    `${sizeLabel(scenario.size)} upload, tus-js-client, ${sizeLabel(plan.chunkSize)} chunks` +
+    scenario.link
+  const figures: [Figure, Figure] = [
+    results.define({
+      id: `${scenario.id}-1`,
+      label: `${label}, parallelUploads 1`,
+      unit: 'MiB/s',
+      digits: 0,
+    }),
+    results.define({
+      id: `${scenario.id}-${FINAL_PARTS}`,
+      label: `${label}, parallelUploads ${FINAL_PARTS}`,
+      unit: 'MiB/s',
+      digits: 0,
+    }),
+  ]
+  for (const [figure, parallelUploads] of [
+    [figures[0], 1],
+    [figures[1], FINAL_PARTS],
+  ] as const) {
+    await measure(
+      lab,
+      [figure],
+      contenders(lab, (endpoint) =>
+        load(lab, {
+          kind: 'throughput',
+          route: tusJsClientRoute(endpoint, parallelUploads),
+          size: scenario.size,
+        }),
+      ),
+    )
+  }
+  return figures
 }
 
 async function runScenarios(lab: Lab): Promise<Figures> {
@@ -835,61 +885,20 @@ async function runScenarios(lab: Lab): Promise<Figures> {
   const heavy = await measureCrowd(lab, plan.heavyCrowd, true)
   const light = await measureCrowd(lab, plan.lightCrowd, false)
 
-  const parallelLabel = `${sizeLabel(plan.parallelSize)} upload, tus-js-client, ${chunk} chunks`
-  const sequential = define('parallel-1', `${parallelLabel}, parallelUploads 1`, 'MiB/s', 0)
-  const parallel = define(
-    'parallel-4',
-    `${parallelLabel}, parallelUploads ${FINAL_PARTS}`,
-    'MiB/s',
-    0,
+  const [sequential, parallel] = await measureParallelUploads(
+    lab,
+    { id: 'parallel', size: plan.parallelSize, link: '' },
+    tusboxContenders,
   )
-  for (const [figure, parallelUploads] of [
-    [sequential, 1],
-    [parallel, FINAL_PARTS],
-  ] as const) {
-    await measure(
-      lab,
-      [figure],
-      tusboxContenders(lab, (endpoint) =>
-        load(lab, {
-          kind: 'throughput',
-          route: tusJsClientRoute(endpoint, parallelUploads),
-          size: plan.parallelSize,
-        }),
-      ),
-    )
-  }
-  const throttledLabel =
-    `${sizeLabel(plan.throttledSize)} upload, tus-js-client, ${chunk} chunks, ` +
-    `${sizeLabel(plan.throttle)}/s per connection`
-  const throttledSequential = define(
-    'parallel-throttled-1',
-    `${throttledLabel}, parallelUploads 1`,
-    'MiB/s',
-    0,
+  const [throttledSequential, throttledParallel] = await measureParallelUploads(
+    lab,
+    {
+      id: 'parallel-throttled',
+      size: plan.throttledSize,
+      link: `, ${sizeLabel(plan.throttle)}/s per connection`,
+    },
+    throttledContenders,
   )
-  const throttledParallel = define(
-    'parallel-throttled-4',
-    `${throttledLabel}, parallelUploads ${FINAL_PARTS}`,
-    'MiB/s',
-    0,
-  )
-  for (const [figure, parallelUploads] of [
-    [throttledSequential, 1],
-    [throttledParallel, FINAL_PARTS],
-  ] as const) {
-    await measure(
-      lab,
-      [figure],
-      throttledContenders(lab, (endpoint) =>
-        load(lab, {
-          kind: 'throughput',
-          route: tusJsClientRoute(endpoint, parallelUploads),
-          size: plan.throttledSize,
-        }),
-      ),
-    )
-  }
 
   const finalFinish = define(
     'final-finish',
