@@ -53,6 +53,8 @@ interface UploadState {
   readonly info: UploadInfo
   /** Undefined until the first write that is not the whole upload in one object. */
   uploadId: string | undefined
+  /** The multipart upload being opened. */
+  opening?: Promise<string>
   parts: UploadedPart[]
   tail: Tail | undefined
   /** A tail object whose bytes are in a part already: delete it, never count it. */
@@ -228,7 +230,6 @@ export class LeanS3Store extends DataStore {
         if (await this.#putWhole(state, body, length)) state.complete = true
         return
       }
-      await this.#multipartUploadOf(state)
       if (length === undefined) await this.#stageParts(state, body)
       else await this.#streamParts(state, body, length)
       if (size !== undefined && offsetOf(state) === size) await this.#complete(state)
@@ -325,7 +326,6 @@ export class LeanS3Store extends DataStore {
   async #keepCut(state: UploadState, received: Uint8Array): Promise<void> {
     const bytes = received.subarray(0, this.#minPartSize - 1)
     if (bytes.length <= (state.tail?.size ?? 0)) return
-    await this.#multipartUploadOf(state)
     const number = (state.parts.at(-1)?.number ?? 0) + 1
     await this.#writeTail(state, { body: bytes, length: bytes.length }, number)
   }
@@ -375,21 +375,27 @@ export class LeanS3Store extends DataStore {
     if (state.staleTail) await this.#dropStaleTail(state)
   }
 
-  async #multipartUploadOf(state: UploadState): Promise<string> {
-    if (state.uploadId) return state.uploadId
-    const uploadId = await this.#objects.createMultipartUpload(state.info.id)
-    state.uploadId = uploadId
-    await this.#writeInfo(state)
-    return uploadId
+  /** The upload's multipart upload, opened (once, however many parts ask at a time) if need be. */
+  #multipartUploadOf(state: UploadState): Promise<string> {
+    if (state.uploadId) return Promise.resolve(state.uploadId)
+    state.opening ??= (async () => {
+      const uploadId = await this.#objects.createMultipartUpload(state.info.id)
+      state.uploadId = uploadId
+      await this.#writeInfo(state)
+      return uploadId
+    })()
+    return state.opening
   }
 
-  #uploadPart(state: UploadState, partNumber: number, part: SizedBody): Promise<string> {
-    const uploadId = state.uploadId
-    if (!uploadId) throw new Error(`upload ${state.info.id} has no multipart upload`)
+  /** Opens the multipart upload first if need be: a body refused before any part opens none. */
+  async #uploadPart(state: UploadState, partNumber: number, part: SizedBody): Promise<string> {
+    const uploadId = await this.#multipartUploadOf(state)
     return this.#objects.uploadPart({ key: state.info.id, uploadId, partNumber }, part)
   }
 
+  /** A tail belongs to a multipart upload: reading the state looks for one only beside it. */
   async #writeTail(state: UploadState, part: SizedBody, partNumber: number): Promise<void> {
+    await this.#multipartUploadOf(state)
     await this.#objects.put(tailKeyOf(state.info.id), part, {
       [TAIL_PART_METADATA]: String(partNumber),
     })
