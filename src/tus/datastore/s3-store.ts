@@ -477,13 +477,16 @@ export class LeanS3Store extends DataStore {
       state.complete = (await this.#objects.head(id)) !== undefined
       return state
     }
-    const parts = await this.#objects.listParts(id, uploadId)
+    // Both at once: neither needs the other's answer.
+    const [parts, tail] = await Promise.all([
+      this.#objects.listParts(id, uploadId),
+      this.#objects.head(tailKeyOf(id)),
+    ])
     if (!parts) {
       state.complete = true
       return state
     }
     state.parts = parts
-    const tail = await this.#objects.head(tailKeyOf(id))
     if (tail) {
       const recorded = tail.metadata[TAIL_PART_METADATA]
       const partNumber = recorded === undefined ? undefined : Number(recorded)
