@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
-import { openConnection } from '../helpers/raw-http.ts'
+import { openConnection, rawRequest } from '../helpers/raw-http.ts'
 import { expectStoredOnce, recordsFor, uploadLocksHeld } from '../helpers/records.ts'
 import { TEST_STORES, type TestStore } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
@@ -153,16 +153,12 @@ describe('S3 writes whose body is cut after a part landed', () => {
     expect((await patchUpload(url, 0, bytes.subarray(0, MiB))).status).toBe(204)
     const connection = await openConnection(server.url)
     connection.socket.write(
-      [
-        `PATCH ${new URL(url).pathname} HTTP/1.1`,
-        'Host: 127.0.0.1',
-        'Tus-Resumable: 1.0.0',
-        `Upload-Offset: ${MiB}`,
-        'Content-Type: application/offset+octet-stream',
-        `Content-Length: ${bytes.length - MiB}`,
-        '',
-        '',
-      ].join('\r\n'),
+      rawRequest('PATCH', new URL(url).pathname, [
+        ['Tus-Resumable', '1.0.0'],
+        ['Upload-Offset', String(MiB)],
+        ['Content-Type', 'application/offset+octet-stream'],
+        ['Content-Length', String(bytes.length - MiB)],
+      ]),
     )
     connection.socket.write(bytes.subarray(MiB, 7 * MiB))
     const storage = server.container.datastore.storage
