@@ -296,7 +296,7 @@ async function startLab(workdir: string): Promise<Lab> {
     AUTH_ALLOW_ANONYMOUS: 'true',
     FILE_UPLOAD_MAX_SIZE: String(Math.max(plan.throughputSize, ...plan.finishSizes)),
     CHECKSUM_TEMP_DIR: tempDir,
-    // @tus/s3-store buffers parts in the system temporary directory: keep them in ours.
+    // A body of unknown length is staged in the system temporary directory: keep it in ours.
     TMPDIR: tempDir,
   }
   const s3Proxy = await started(startBenchServer('s3-counting-proxy.ts', [s3Endpoint.url], workdir))

@@ -28,7 +28,12 @@ import { OutboxOperations } from './outbox/operations.ts'
 import { OutboxRepository } from './outbox/outbox.repository.ts'
 import { createRufhHandler } from './rufh/rufh-handler.ts'
 import { BufferBudget } from './tus/buffer-budget.ts'
-import { createDatastore, type Datastore } from './tus/datastore/index.ts'
+import {
+  createDatastore,
+  type Datastore,
+  scopedLocker,
+  withinRequest,
+} from './tus/datastore/index.ts'
 import { PgLocker } from './tus/pg-locker.ts'
 import { createTusHandler, TUS_PATH } from './tus/tus-server.ts'
 import { BatchRepository } from './uploads/batch.repository.ts'
@@ -194,9 +199,11 @@ export async function buildContainer(
     logger,
     watcher: datastore.digests,
   })
+  // What the store learns of an upload within a request holds while that request holds its lock.
+  const uploadLocks = scopedLocker(locker)
   const tus = createTusHandler({
     datastore,
-    locker,
+    locker: uploadLocks,
     uploads,
     finishUpload,
     screenUpload,
@@ -213,7 +220,7 @@ export async function buildContainer(
     path: TUS_PATH,
     writer: datastore.writer,
     storage: datastore.storage,
-    locker,
+    locker: uploadLocks,
     uploads,
     finishUpload,
     screenUpload,
@@ -230,8 +237,10 @@ export async function buildContainer(
     { name: 'storage', check: () => datastore.storage.checkReady() },
   ]
   const app = createApp({
-    tus,
-    rufh,
+    // One scope per request on the upload endpoint: the store reads each upload's state once.
+    tus: (request, principal) => withinRequest(request, () => tus(request, principal)),
+    rufh: (request, principal, sendInterim) =>
+      withinRequest(request, () => rufh(request, principal, sendInterim)),
     authenticate,
     demoPage: config.http.demoPage,
     hostNames: config.auth.mode === 'none' ? anonymousHostNames(config.http) : undefined,

@@ -194,12 +194,14 @@ export function createScreenUpload(deps: FinishUploadDeps): ScreenUpload {
   return async (id) => {
     const file = await deps.uploads.findById(id)
     if (file?.status !== 'UPLOADING') return file
-    const progress = await deps.storage.progress(file.storageKey)
-    if (!progress || progress.offset < SNIFF_BYTES || progress.offset === progress.size) return file
+    // The head kept in memory first: the store is asked for the offset only to refuse (on S3,
+    // reading it costs requests).
     const head = deps.digests.headOf(file.storageKey, SNIFF_BYTES)
     if (!head) return file
     const verdict = await typeVerdict(deps.policy, file, head)
     if (!('rejection' in verdict)) return file
+    const progress = await deps.storage.progress(file.storageKey)
+    if (!progress || progress.offset < SNIFF_BYTES || progress.offset === progress.size) return file
     deps.digests.forget(file.storageKey)
     return markFailed(deps, file, progress.offset, verdict.rejection)
   }

@@ -1,8 +1,8 @@
 import { buildApp } from 'fauxqs'
 
 /**
- * A real S3-compatible HTTP server for the tests: fauxqs 2.4.1 with what @tus/s3-store needs and
- * fauxqs lacks. It adds ListParts (S3Store calls it on every PATCH, HEAD and DELETE) and
+ * A real S3-compatible HTTP server for the tests: fauxqs 2.4.1 with what tusbox's S3 store needs
+ * and fauxqs lacks. It adds ListParts (the store reads an upload's parts with it) and
  * ListMultipartUploads (the tests use it to prove nothing is left behind), both read from
  * fauxqs's own in-memory state; raises the 11 MiB body limit; and binds 127.0.0.1 instead of
  * 0.0.0.0. Only the S3 side of fauxqs is used.

@@ -1,11 +1,13 @@
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pngBytes, sha256 } from '../helpers/fixtures.ts'
-import { recordsFor } from '../helpers/records.ts'
+import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
+import { openConnection, rawRequest } from '../helpers/raw-http.ts'
+import { expectStoredOnce, recordsFor, uploadLocksHeld } from '../helpers/records.ts'
 import { TEST_STORES, type TestStore } from '../helpers/stores.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, patchUpload, TUS } from '../helpers/tus-requests.ts'
+import { waitUntil } from '../helpers/wait.ts'
 
 const s3Store = TEST_STORES.find((store) => store.name === 's3') as TestStore
 
@@ -126,5 +128,60 @@ describe('S3 writes whose body fails while an incomplete part is pending', () =>
     expect(offset).toBeLessThanOrEqual(bytes.length)
     const { id } = await uploadWithTus(server.tusEndpoint, bytes, { uploadUrl: url })
     expect((await recordsFor(server.knex, id)).file.sha256).toBe(sha256(bytes))
+  })
+})
+
+describe('S3 writes whose body is cut after a part landed', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startTestServer({}, s3Store)
+  })
+
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it('keeps the part S3 acknowledged and no more than a tail of the cut one, then ends with the exact sha256 and no tail left', async () => {
+    // The test store's parts are 5 MiB: a 1 MiB PATCH leaves a tail, which the next PATCH's
+    // first part (1 MiB of tail + 4 MiB) takes in.
+    const bytes = pngBytes(12 * MiB)
+    const created = await createUpload(server.tusEndpoint, bytes.length, { filename: 'cut.png' })
+    const url = created.headers.get('location') ?? ''
+    const id = url.slice(url.lastIndexOf('/') + 1)
+    const key = (await recordsFor(server.knex, id)).file.storage_key as string
+    expect((await patchUpload(url, 0, bytes.subarray(0, MiB))).status).toBe(204)
+    const connection = await openConnection(server.url)
+    connection.socket.write(
+      rawRequest('PATCH', new URL(url).pathname, [
+        ['Tus-Resumable', '1.0.0'],
+        ['Upload-Offset', String(MiB)],
+        ['Content-Type', 'application/offset+octet-stream'],
+        ['Content-Length', String(bytes.length - MiB)],
+      ]),
+    )
+    connection.socket.write(bytes.subarray(MiB, 7 * MiB))
+    const storage = server.container.datastore.storage
+    await waitUntil('S3 acknowledged the first part', async () => {
+      return ((await storage.progress(key))?.offset ?? 0) >= 5 * MiB
+    })
+
+    connection.socket.destroy()
+    await connection.closed
+    await waitUntil('the cut PATCH let the upload go', async () => {
+      return (await uploadLocksHeld(server.knex)) === 0
+    })
+    const head = await fetch(url, { method: 'HEAD', headers: TUS })
+    const offset = Number(head.headers.get('upload-offset'))
+    // The first part, and the first bytes of the second (up to 1 MiB), which had all arrived.
+    expect(offset).toBeGreaterThan(5 * MiB)
+    expect(offset).toBeLessThanOrEqual(6 * MiB)
+    await uploadWithTus(server.tusEndpoint, bytes, { uploadUrl: url })
+
+    await expectStoredOnce(server.knex, id, bytes)
+    expect((await server.storedFiles()).filter((name) => name.includes(id))).toEqual([
+      key,
+      `${key}.info`,
+    ])
   })
 })

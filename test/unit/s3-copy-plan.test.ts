@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { copyPlan } from '../../src/tus/datastore/s3.ts'
+import { copyPlan } from '../../src/tus/datastore/s3-objects.ts'
 
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB

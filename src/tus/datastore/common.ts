@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { Readable, Transform } from 'node:stream'
+import { type Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { type DataStore, ERRORS, Upload } from '@tus/utils'
 import type {
@@ -137,13 +137,11 @@ export class TusStoreWriter implements UploadWriter {
   }
 
   /**
-   * S3Store assembles the object in the write that reaches the upload's length, so bytes that all
-   * arrived before the length was known (a RUFH body of unknown length that completes the upload)
-   * get one more, empty, write to do it. On FileStore that write writes nothing.
+   * Records the length of an upload created without one. An upload that has every byte by then
+   * is complete: FileStore has nothing to assemble, and tusbox's S3 store completes its object
+   * in declareUploadLength.
    */
   async declareLength(key: string, size: number): Promise<void> {
     await this.#store.declareUploadLength(key, size)
-    const { offset } = await this.#store.getUpload(key)
-    if (offset === size) await this.#store.write(Readable.from([]), key, size)
   }
 }

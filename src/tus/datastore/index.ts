@@ -5,6 +5,7 @@ import type { Datastore } from './common.ts'
 import { createFileDatastore } from './file.ts'
 
 export type { Datastore } from './common.ts'
+export { scopedLocker, withinRequest } from './request-scope.ts'
 
 export interface DatastoreOptions {
   /** Told of the bytes of every write as the store reads them (metrics), hashed or not. */
@@ -13,7 +14,7 @@ export interface DatastoreOptions {
 
 /**
  * The only module that imports the tus stores (and the AWS SDK): the file store, or S3, which is
- * loaded only when configured, since the AWS SDK and @tus/s3-store weigh about 40 MiB of memory
+ * loaded only when configured, since the AWS SDK weighs about 40 MiB of memory
  * and 8 MB of heap that every garbage collection would walk.
  */
 export async function createDatastore(
