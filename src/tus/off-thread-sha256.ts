@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 
-/** What the hashing thread is sent (see sha256-worker.ts). */
+/** What the hashing thread is sent (see sha256-worker.js). */
 export type ToHasher =
   | {
       readonly type: 'update'
@@ -26,8 +26,13 @@ type FromHasher =
 const BATCH_BYTES = 128 * 1024
 /** Batches posted and not yet hashed; beyond it writes wait, so memory stays bounded (4 MiB). */
 const MAX_IN_FLIGHT = 32
-/** Batches kept for reuse once hashed: allocating them per GiB anew would feed the collector. */
-const MAX_SPARE = 16
+/**
+ * Batches kept for reuse once hashed: allocating them anew would feed the collector a copy of
+ * every byte. As many as can be in flight, so that however many uploads are written at once, each
+ * batch that comes back is the next one taken (with fewer, 64 uploads at once allocated a new
+ * batch for most of theirs); idle, they hold 4 MiB.
+ */
+const MAX_SPARE = MAX_IN_FLIGHT
 
 /**
  * One thread hashing for the whole process: SHA-256 (native, about 1.1 GB/s here) runs beside
@@ -45,7 +50,7 @@ class HashingThread {
   #alive = true
 
   constructor() {
-    this.#worker = new Worker(new URL('./sha256-worker.ts', import.meta.url))
+    this.#worker = new Worker(new URL('./sha256-worker.js', import.meta.url))
     // An idle hashing thread must not keep a process alive; work in flight does (#holdOpen).
     this.#worker.unref()
     this.#worker.on('message', (message: FromHasher) => this.#receive(message))
