@@ -22,6 +22,7 @@ import { apiRoutes, PUBLIC_API_PATHS } from './routes/api.ts'
 import { demoRoutes } from './routes/demo.ts'
 import { healthRoutes, type ReadinessCheck } from './routes/health.ts'
 import { type MetricsExposition, metricsRoutes } from './routes/metrics.ts'
+import { withUncopiedBody } from './uncopied-body.ts'
 
 /**
  * JSON bodies on /api are a few bytes ({"expectedFiles": n}); they are read whole, so anything
@@ -62,9 +63,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // handed on as a stream; no body-parsing middleware may run on these paths. One endpoint,
   // two protocols: a request naming a RUFH interop version (and no tus version) is RUFH.
   const uploadEndpoint = (c: Context<AppEnv>) => {
-    if (!isRufhRequest(c.req.raw.headers)) return deps.tus(c.req.raw, c.get('principal'))
     const env: Partial<HttpBindings> | undefined = c.env
-    return deps.rufh(c.req.raw, c.get('principal'), interimSender(env?.incoming, env?.outgoing))
+    const request = withUncopiedBody(c.req.raw, env?.incoming)
+    if (!isRufhRequest(request.headers)) return deps.tus(request, c.get('principal'))
+    return deps.rufh(request, c.get('principal'), interimSender(env?.incoming, env?.outgoing))
   }
   // tusd and @tus/server serve an upload's file at its upload URL, and clients written for them
   // download from there (tus-js-client's own end-to-end specs do). HEAD, which Hono routes here

@@ -73,6 +73,19 @@ describe('OffThreadSha256', () => {
     expect(await hash.digest()).toBe(sha256(bytes))
   })
 
+  it('hashes exactly when more uploads are written at once than get large batches', async () => {
+    const uploads = Array.from({ length: 12 }, () => ({
+      bytes: randomBytes(1536 * KiB),
+      hash: new OffThreadSha256(),
+    }))
+
+    for (let at = 0; at < 1536 * KiB; at += 96 * KiB) {
+      for (const { bytes, hash } of uploads) hash.update(bytes.subarray(at, at + 96 * KiB))
+    }
+
+    for (const { bytes, hash } of uploads) expect(await hash.digest()).toBe(sha256(bytes))
+  })
+
   it('asks its writer to wait while too many bytes wait for the thread, and loses none', async () => {
     const bytes = randomBytes(16 * MiB)
     const hash = new OffThreadSha256()
