@@ -16,5 +16,10 @@ export function advisoryKey(name: string): string {
  * (uploads, batches) is counted against its limits one creation at a time.
  */
 export async function lockOwner(trx: Knex.Transaction, owner: string): Promise<void> {
-  await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [advisoryKey(`tusbox:owner:${owner}`)])
+  await trx.raw('SELECT pg_advisory_xact_lock(?::bigint)', [advisoryKey(ownerLockName(owner))])
+}
+
+/** The name of an owner's lock, also taken inside tusbox_owner_limit_refusal (see its migration). */
+export function ownerLockName(owner: string): string {
+  return `tusbox:owner:${owner}`
 }

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
-import { lockOwner } from '../db/advisory-lock.ts'
-import { asKnexTransaction, executor, transactionRunner } from '../db/knex.ts'
+import { advisoryKey, ownerLockName } from '../db/advisory-lock.ts'
+import { executor } from '../db/knex.ts'
 import type { Transaction } from '../db/transaction.ts'
 import type { UploadConcat, UploadFile, UploadStatus } from './types.ts'
 
@@ -77,6 +77,58 @@ export type LimitReached = 'too_many_uploads' | 'too_many_bytes'
 
 const TABLE = 'upload_files'
 
+/** See migrations/20261202100000_owner_limit_refusal.ts. */
+const REFUSAL_CALL =
+  'tusbox_owner_limit_refusal(?::text, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint)'
+
+function refusalBindings(
+  owner: string,
+  declaredSize: number | null,
+  limits: OwnerLimits,
+): readonly (string | number)[] {
+  return [
+    owner,
+    advisoryKey(ownerLockName(owner)),
+    declaredSize ?? limits.unknownSizeCounts,
+    limits.maxUnfinishedUploads,
+    limits.maxBytesInFlight,
+    limits.unknownSizeCounts,
+  ]
+}
+
+/** The SQL types of the columns a new upload sets: an INSERT … SELECT infers none. */
+const COLUMN_TYPES = {
+  id: 'uuid',
+  owner: 'text',
+  batch_id: 'uuid',
+  status: 'text',
+  filename: 'text',
+  declared_type: 'text',
+  declared_size: 'bigint',
+  storage_key: 'text',
+  metadata: 'jsonb',
+  expires_at: 'timestamptz',
+  concat: 'text',
+  partial_ids: 'uuid[]',
+} as const
+
+function columnsOf(upload: NewUpload): Record<keyof typeof COLUMN_TYPES, Knex.Value> {
+  return {
+    id: upload.id,
+    owner: upload.owner,
+    batch_id: upload.batchId,
+    status: 'UPLOADING',
+    filename: upload.filename,
+    declared_type: upload.declaredType,
+    declared_size: upload.declaredSize,
+    storage_key: upload.storageKey,
+    metadata: upload.metadata,
+    expires_at: upload.expiresAt,
+    concat: upload.concat ?? null,
+    partial_ids: upload.partialIds ? [...upload.partialIds] : null,
+  }
+}
+
 export class UploadRepository {
   readonly #db: Knex
 
@@ -90,40 +142,41 @@ export class UploadRepository {
       this.#db,
       tx,
     )(TABLE)
-      .insert({
-        id: upload.id,
-        owner: upload.owner,
-        batch_id: upload.batchId,
-        status: 'UPLOADING',
-        filename: upload.filename,
-        declared_type: upload.declaredType,
-        declared_size: upload.declaredSize,
-        storage_key: upload.storageKey,
-        metadata: upload.metadata,
-        expires_at: upload.expiresAt,
-        concat: upload.concat ?? null,
-        partial_ids: upload.partialIds ?? null,
-      })
+      .insert(columnsOf(upload))
       .returning('*')
     if (!row) throw new Error(`inserting upload_files row ${upload.id} returned nothing`)
     return toUploadFile(row)
   }
 
   /**
-   * Inserts an owner's upload unless it would take them past a limit. The owner's advisory lock
-   * makes concurrent creations count one after the other; an upload of unknown length (deferred)
-   * counts as `unknownSizeCounts` bytes.
+   * Inserts an owner's upload unless it would take them past a limit, in one statement (one
+   * round trip): tusbox_owner_limit_refusal takes the owner's advisory lock, so concurrent
+   * creations count one after the other, and the lock is held until the insert commits. An
+   * upload of unknown length (deferred) counts as `unknownSizeCounts` bytes.
    */
   async insertWithinLimits(
     upload: NewUpload & { readonly owner: string },
     limits: OwnerLimits,
   ): Promise<UploadFile | LimitReached> {
-    return transactionRunner(this.#db).inTransaction(async (tx) => {
-      const trx = asKnexTransaction(tx)
-      await lockOwner(trx, upload.owner)
-      const reached = await this.checkLimits(upload.owner, upload.declaredSize, limits, tx)
-      return reached ?? this.insert(upload, tx)
-    })
+    const columns = columnsOf(upload)
+    const names = Object.keys(COLUMN_TYPES) as (keyof typeof COLUMN_TYPES)[]
+    const { rows } = await this.#db.raw<{ rows: (UploadRow & { refusal: LimitReached | null })[] }>(
+      `WITH decision AS (SELECT ${REFUSAL_CALL} AS refusal),
+      inserted AS (
+        INSERT INTO ${TABLE} (${names.join(', ')})
+        SELECT ${names.map((name) => `?::${COLUMN_TYPES[name]}`).join(', ')}
+        FROM decision WHERE refusal IS NULL
+        RETURNING *
+      )
+      SELECT decision.refusal, inserted.* FROM decision LEFT JOIN inserted ON true`,
+      [
+        ...refusalBindings(upload.owner, upload.declaredSize, limits),
+        ...names.map((name) => columns[name]),
+      ],
+    )
+    const [row] = rows
+    if (!row) throw new Error(`inserting upload_files row ${upload.id} returned nothing`)
+    return row.refusal ?? toUploadFile(row)
   }
 
   /**
@@ -155,28 +208,20 @@ export class UploadRepository {
   }
 
   /**
-   * Which limit a new upload of `declaredSize` bytes would take its owner past, if any. Without
-   * the owner's lock it is an early answer only (a creation checks again as it inserts).
+   * Which limit a new upload of `declaredSize` bytes would take its owner past, if any. The
+   * owner's lock is let go as the answer comes: it is an early answer only (a creation checks
+   * again as it inserts).
    */
   async checkLimits(
     owner: string,
     declaredSize: number | null,
     limits: OwnerLimits,
-    tx?: Transaction,
   ): Promise<LimitReached | undefined> {
-    const db = executor(this.#db, tx)
-    const [row] = await db(TABLE)
-      .where({ owner, status: 'UPLOADING' })
-      .select(
-        this.#db.raw('count(*)::bigint AS uploads'),
-        this.#db.raw('coalesce(sum(coalesce(declared_size, ?)), 0)::bigint AS bytes', [
-          limits.unknownSizeCounts,
-        ]),
-      )
-    const newBytes = declaredSize ?? limits.unknownSizeCounts
-    if (Number(row?.uploads ?? 0) + 1 > limits.maxUnfinishedUploads) return 'too_many_uploads'
-    if (Number(row?.bytes ?? 0) + newBytes > limits.maxBytesInFlight) return 'too_many_bytes'
-    return undefined
+    const { rows } = await this.#db.raw<{ rows: { refusal: LimitReached | null }[] }>(
+      `SELECT ${REFUSAL_CALL} AS refusal`,
+      refusalBindings(owner, declaredSize, limits),
+    )
+    return rows[0]?.refusal ?? undefined
   }
 
   async findById(id: string, tx?: Transaction): Promise<UploadFile | undefined> {
