@@ -10,7 +10,7 @@ import {
 } from './commands/operations.ts'
 import { runRoles } from './commands/run.ts'
 import { ConfigError } from './config.ts'
-import { createLogger, type LogFormat, type Logger } from './lib/logger.ts'
+import { createLogger, flushLogs, type LogFormat, type Logger } from './lib/logger.ts'
 import { VERSION } from './lib/version.ts'
 
 const HELP = `tusbox: a resumable upload server (tus 1.0.0 and RUFH) with Postgres records and outbox events
@@ -107,6 +107,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await run(logger, { positionals: rest, dead: values.dead ?? false })
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
+    flushLogs()
     process.stderr.write(`${error.message}\n`)
     return 2
   }
@@ -135,6 +136,7 @@ function logFormatFromEnv(): LogFormat | undefined {
 }
 
 export function reportFatal(error: unknown): void {
+  flushLogs()
   if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\n`)
   } else if (error instanceof Error) {

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { requestIdOf } from '../../src/http/request-context.ts'
@@ -138,6 +141,44 @@ describe('the logger', () => {
     expect(lines[0]).toMatch(
       /^\d\d:\d\d:\d\d\.\d{3} WARN {2}upload rejected requestId=r-3 code=unsupported_file_type note="two words"$/,
     )
+  })
+})
+
+describe('log lines on stderr, written once per turn of the event loop', () => {
+  const loggerModule = fileURLToPath(new URL('../../src/lib/logger.ts', import.meta.url))
+  /** Runs `body` in a node process with `logger` (JSON to stderr) and `flushLogs` in scope. */
+  const stderrOf = async (body: string) => {
+    const script = `import { createLogger, flushLogs } from ${JSON.stringify(loggerModule)}
+      const logger = createLogger('info', { format: 'json' })
+      ${body}`
+    const child = promisify(execFile)(process.execPath, ['--input-type=module', '-e', script])
+    const { stderr } = await child.catch((failed: { stderr: string; code: number }) => {
+      if (failed.code !== 7) throw failed
+      return failed
+    })
+    return stderr
+      .split('\n')
+      .map((line) => (line.startsWith('{') ? JSON.parse(line).message : line))
+  }
+
+  it('writes every line, in order, when the process exits in the turn that logged them', async () => {
+    expect(await stderrOf(`logger.info('one'); logger.info('two'); process.exit(7)`)).toEqual([
+      'one',
+      'two',
+      '',
+    ])
+  })
+
+  it('writes the pending lines first when flushed before another write to stderr', async () => {
+    const body = `logger.info('logged'); flushLogs(); process.stderr.write('direct\\n')
+      logger.info('after')`
+    expect(await stderrOf(body)).toEqual(['logged', 'direct', 'after', ''])
+  })
+
+  it('writes lines logged in later turns after those of earlier ones', async () => {
+    const body = `logger.info('first'); setTimeout(() => logger.info('second'), 1)
+      setImmediate(() => logger.info('next turn'))`
+    expect(await stderrOf(body)).toEqual(['first', 'next turn', 'second', ''])
   })
 })
 
