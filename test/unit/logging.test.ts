@@ -144,7 +144,7 @@ describe('the logger', () => {
   })
 })
 
-describe('log lines on stderr, written once per turn of the event loop', () => {
+describe('log lines on stderr, written in batches', () => {
   const loggerModule = fileURLToPath(new URL('../../src/lib/logger.ts', import.meta.url))
   /** Runs `body` in a node process with `logger` (JSON to stderr) and `flushLogs` in scope. */
   const stderrOf = async (body: string) => {
@@ -153,7 +153,8 @@ describe('log lines on stderr, written once per turn of the event loop', () => {
       ${body}`
     const child = promisify(execFile)(process.execPath, ['--input-type=module', '-e', script])
     const { stderr } = await child.catch((failed: { stderr: string; code: number }) => {
-      if (failed.code !== 7) throw failed
+      // 7: the scripts' own exit code; 1: an uncaught error.
+      if (failed.code !== 7 && failed.code !== 1) throw failed
       return failed
     })
     return stderr
@@ -169,16 +170,22 @@ describe('log lines on stderr, written once per turn of the event loop', () => {
     ])
   })
 
+  it('writes the pending lines before the error that crashes the process', async () => {
+    const lines = await stderrOf(`logger.info('before the crash'); throw new Error('boom')`)
+    expect(lines[0]).toBe('before the crash')
+    expect(lines.join('\n')).toContain('Error: boom')
+  })
+
   it('writes the pending lines first when flushed before another write to stderr', async () => {
     const body = `logger.info('logged'); flushLogs(); process.stderr.write('direct\\n')
       logger.info('after')`
     expect(await stderrOf(body)).toEqual(['logged', 'direct', 'after', ''])
   })
 
-  it('writes lines logged in later turns after those of earlier ones', async () => {
-    const body = `logger.info('first'); setTimeout(() => logger.info('second'), 1)
+  it('writes lines in the order they were logged, across turns of the event loop', async () => {
+    const body = `logger.info('first'); setTimeout(() => logger.info('later'), 50)
       setImmediate(() => logger.info('next turn'))`
-    expect(await stderrOf(body)).toEqual(['first', 'next turn', 'second', ''])
+    expect(await stderrOf(body)).toEqual(['first', 'next turn', 'later', ''])
   })
 })
 
