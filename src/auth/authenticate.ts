@@ -42,12 +42,19 @@ export const CLOCK_TOLERANCE_SECONDS = 60
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
 
+export interface AuthenticateOptions {
+  readonly jwksCooldownMs?: number
+  /** The clock, in ms (tests move it). */
+  readonly now?: () => number
+}
+
 export function createAuthenticate(
   config: AuthConfig,
-  options: { readonly jwksCooldownMs?: number } = {},
+  options: AuthenticateOptions = {},
 ): Authenticate {
   if (config.mode === 'none') return async () => ANONYMOUS
   const { key } = config
+  const now = options.now ?? Date.now
   // createRemoteJWKSet caches the key set and refetches it (rate-limited) when a token names an
   // unknown key id, so a key rotation needs no restart.
   const verificationKey =
@@ -58,8 +65,12 @@ export function createAuthenticate(
           cooldownDuration: options.jwksCooldownMs ?? JWKS_COOLDOWN_MS,
         })
   const algorithms = key.kind === 'secret' ? SECRET_ALGORITHMS : JWKS_ALGORITHMS
+  const verified = new VerifiedTokens()
   return async (authorization) => {
     const token = bearerToken(authorization)
+    const nowMs = now()
+    const known = verified.get(token, nowMs)
+    if (known) return known
     const payload = await verify(token, verificationKey, {
       algorithms,
       issuer: config.issuer,
@@ -67,12 +78,13 @@ export function createAuthenticate(
       // A token without exp would be valid forever (security review L3).
       requiredClaims: ['exp'],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      currentDate: new Date(nowMs),
       ...(config.maxTokenAgeSeconds === undefined
         ? {}
         : { maxTokenAge: config.maxTokenAgeSeconds }),
     })
-    const now = Math.floor(Date.now() / 1000)
-    if (typeof payload.iat === 'number' && payload.iat > now + CLOCK_TOLERANCE_SECONDS) {
+    const nowSeconds = Math.floor(nowMs / 1000)
+    if (typeof payload.iat === 'number' && payload.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) {
       throw unauthenticated('invalid_token', 'The token was issued in the future (iat claim).')
     }
     if (
@@ -85,8 +97,67 @@ export function createAuthenticate(
         'The token has no usable subject (sub claim): it must be non-empty text without control characters.',
       )
     }
-    return { owner: payload.sub, admin: hasClaim(payload, config.adminClaim) }
+    const principal = Object.freeze({
+      owner: payload.sub,
+      admin: hasClaim(payload, config.adminClaim),
+    })
+    verified.add(token, principal, acceptedUntilMs(payload, config.maxTokenAgeSeconds, nowMs))
+    return principal
   }
+}
+
+/** How many verified tokens are kept, and for how long at most. */
+const VERIFIED_TOKENS_KEPT = 1000
+const VERIFIED_TOKEN_TTL_MS = 60_000
+/** Longer tokens are verified every time: the cache holds at most about 4 MB of them. */
+const MAX_KEPT_TOKEN_LENGTH = 4096
+
+/**
+ * Tokens accepted lately, with their principal: a client sends the same token with every
+ * request, and verifying its signature again (WebCrypto) was a tenth of the CPU an authenticated
+ * creation costs (issue 15). Only accepted tokens are kept, each until the first moment
+ * verification could answer otherwise (exp, AUTH_MAX_TOKEN_AGE), and never longer than a minute:
+ * a key withdrawn from a JWKS stops working as soon as jose's own key-set cache lets go of it.
+ */
+class VerifiedTokens {
+  readonly #entries = new Map<string, { principal: Principal; untilMs: number }>()
+
+  get(token: string, nowMs: number): Principal | undefined {
+    const entry = this.#entries.get(token)
+    if (!entry) return undefined
+    if (nowMs < entry.untilMs) return entry.principal
+    this.#entries.delete(token)
+    return undefined
+  }
+
+  add(token: string, principal: Principal, untilMs: number): void {
+    if (token.length > MAX_KEPT_TOKEN_LENGTH) return
+    if (this.#entries.size >= VERIFIED_TOKENS_KEPT) {
+      // Maps iterate in insertion order: the oldest entry goes.
+      const oldest = this.#entries.keys().next()
+      if (!oldest.done) this.#entries.delete(oldest.value)
+    }
+    this.#entries.set(token, { principal, untilMs })
+  }
+}
+
+/**
+ * Until when jose would still accept this token, as far as time goes: it refuses it once
+ * `exp <= now - tolerance`, and once `now - iat - tolerance > maxTokenAge` (seconds).
+ */
+function acceptedUntilMs(
+  payload: JWTPayload,
+  maxTokenAgeSeconds: number | undefined,
+  nowMs: number,
+): number {
+  const limits = [nowMs + VERIFIED_TOKEN_TTL_MS]
+  if (typeof payload.exp === 'number') {
+    limits.push((payload.exp + CLOCK_TOLERANCE_SECONDS) * 1000)
+  }
+  if (maxTokenAgeSeconds !== undefined && typeof payload.iat === 'number') {
+    limits.push((payload.iat + maxTokenAgeSeconds + CLOCK_TOLERANCE_SECONDS) * 1000)
+  }
+  return Math.min(...limits)
 }
 
 /**

@@ -312,6 +312,63 @@ describe('per-owner limits', () => {
   })
 })
 
+describe('tokens accepted before', () => {
+  const T0 = Date.UTC(2026, 11, 2, 12, 0, 0)
+  const seconds = (ms: number) => Math.floor(ms / 1000)
+  const withClock = (maxTokenAgeSeconds?: number) => {
+    const clock = { ms: T0 }
+    const authenticate = createAuthenticate(
+      {
+        mode: 'jwt',
+        key: { kind: 'secret', secret: SECRET },
+        issuer: undefined,
+        audience: undefined,
+        maxTokenAgeSeconds,
+        adminClaim: { name: 'tusbox_admin', value: undefined },
+      },
+      { now: () => clock.ms },
+    )
+    return { clock, authenticate }
+  }
+  const codeOf = (attempt: Promise<unknown>) =>
+    attempt.then(
+      () => 'accepted',
+      (error: { code?: string }) => error.code,
+    )
+
+  it('refuses a token it accepted before once the token has expired', async () => {
+    const { clock, authenticate } = withClock()
+    const token = `Bearer ${await signHs256(SECRET, { sub: 'alice', iat: seconds(T0) - 100, exp: seconds(T0) - 50 })}`
+    expect(await authenticate(token)).toEqual({ owner: 'alice', admin: false })
+
+    // Until exp plus the clock tolerance (60 s), sooner than the cache would let it go.
+    clock.ms = T0 + 9_999
+    expect(await codeOf(authenticate(token))).toBe('accepted')
+    clock.ms = T0 + 10_000
+    expect(await codeOf(authenticate(token))).toBe('token_expired')
+  })
+
+  it('refuses a token it accepted before once it is older than AUTH_MAX_TOKEN_AGE', async () => {
+    const { clock, authenticate } = withClock(1)
+    const token = `Bearer ${await signHs256(SECRET, { sub: 'bob', iat: seconds(T0) - 60, exp: seconds(T0) + 3600 })}`
+    expect(await codeOf(authenticate(token))).toBe('accepted')
+
+    // iat plus the age plus the clock tolerance, sooner than the cache would let it go.
+    clock.ms = T0 + 2_000
+    expect(await codeOf(authenticate(token))).toBe('token_expired')
+  })
+
+  it('keeps no refusal: a token refused as not yet valid is accepted once it is', async () => {
+    const { clock, authenticate } = withClock()
+    const early = `Bearer ${await signHs256(SECRET, { sub: 'carol', iat: seconds(T0), nbf: seconds(T0) + 600, exp: seconds(T0) + 3600 })}`
+    expect(await codeOf(authenticate(early))).toBe('invalid_token')
+    expect(await codeOf(authenticate(early))).toBe('invalid_token')
+
+    clock.ms = T0 + 600_000
+    expect(await authenticate(early)).toEqual({ owner: 'carol', admin: false })
+  })
+})
+
 describe('tokens from a JWKS (RS256, ES256)', () => {
   const jwks = new JwksServer()
   let server: TestServer
