@@ -7,8 +7,16 @@ import type { Knex } from 'knex'
  * snapshot is taken before the lock is granted, but each statement inside a volatile function
  * takes a new one, so the count sees every creation committed by whoever held the lock before.
  * Returns the limit the new upload would pass ('too_many_uploads' | 'too_many_bytes'), or NULL.
+ *
+ * The count runs under the lock, so an owner's creations wait for it one after the other: the
+ * partial index makes it read only the owner's unfinished uploads (index-only), not every upload
+ * the owner ever made (the (owner, created_at) index) nor everyone's unfinished ones.
  */
 export async function up(knex: Knex): Promise<void> {
+  await knex.raw(`
+    CREATE INDEX upload_files_unfinished_by_owner ON upload_files (owner) INCLUDE (declared_size)
+      WHERE status = 'UPLOADING'
+  `)
   await knex.raw(`
     CREATE FUNCTION tusbox_owner_limit_refusal(
       owner_name text,
@@ -45,4 +53,5 @@ export async function down(knex: Knex): Promise<void> {
   await knex.raw(
     'DROP FUNCTION tusbox_owner_limit_refusal(text, bigint, bigint, bigint, bigint, bigint)',
   )
+  await knex.raw('DROP INDEX upload_files_unfinished_by_owner')
 }
