@@ -22,8 +22,15 @@ import {
 
 /** The largest upload S3 holds (5 TiB): the part size of an upload of unknown length. */
 const MAX_UPLOAD_BYTES = 5 * 1024 ** 4
-/** How much of a cut request's new bytes is kept (see PartSender). */
-const KEPT_BYTES = 1024 * 1024
+/**
+ * How much of each streaming request's first bytes is kept, in case the body is cut inside it
+ * (see PartSender): 1 MiB while few requests stream, 128 KiB each beyond MAX_LARGE_KEEPS, as the
+ * hashing thread sizes its batches. Kept bytes are views that pin the socket's reads, so 1 MiB
+ * each held 55 of the 63 MiB that 64 uploads at once added to tusbox's peak RSS (issue 15).
+ */
+const LARGE_KEEP_BYTES = 1024 * 1024
+const SMALL_KEEP_BYTES = 128 * 1024
+const MAX_LARGE_KEEPS = 8
 /** The user metadata of a tail object: the part number its bytes will become. */
 const TAIL_PART_METADATA = 'tusbox-part-number'
 
@@ -87,6 +94,7 @@ export class LeanS3Store extends DataStore {
   readonly #digests: StreamedDigestRegistry
   readonly #preferredPartSize: number
   readonly #minPartSize: number
+  readonly #keeps = new KeepAllowance()
 
   constructor(objects: S3Objects, digests: StreamedDigestRegistry, options: S3StoreOptions) {
     super()
@@ -220,7 +228,7 @@ export class LeanS3Store extends DataStore {
     const size = state.info.size
     if (state.complete || length === 0) {
       // Read to its end all the same: whoever handed the body over learns that it ended.
-      await new PartSender(body).drain()
+      await new PartSender(body, this.#keeps).drain()
       return offset
     }
     await this.#guarded(state, async () => {
@@ -241,7 +249,7 @@ export class LeanS3Store extends DataStore {
 
   /** The object in one request; false when the body ended early (S3 stored nothing). */
   async #putWhole(state: UploadState, body: Readable, length: number): Promise<boolean> {
-    const sender = new PartSender(body)
+    const sender = new PartSender(body, this.#keeps)
     const whole = await sender.send(length, (part) => this.#objects.put(state.info.id, part))
     if (!whole) await this.#keepCut(state, sender.keptOfCut())
     await sender.drain()
@@ -259,7 +267,7 @@ export class LeanS3Store extends DataStore {
     const size = state.info.size
     const final = size !== undefined && offsetOf(state) + length === size
     const plan = planParts(tail.length + length, final, this.#partSizeOf(state), this.#minPartSize)
-    const sender = new PartSender(body, tail)
+    const sender = new PartSender(body, this.#keeps, tail)
     const first = (state.parts.at(-1)?.number ?? 0) + 1
     const uploads: Promise<UploadedPart>[] = []
     for (const [index, partSize] of plan.parts.entries()) {
@@ -553,15 +561,34 @@ async function* prefixed(head: Uint8Array | undefined, body: Readable): AsyncGen
   yield* body
 }
 
+/** How many requests keep LARGE_KEEP_BYTES at a time; the others keep SMALL_KEEP_BYTES. */
+class KeepAllowance {
+  #largeHeld = 0
+
+  take(): number {
+    if (this.#largeHeld >= MAX_LARGE_KEEPS) return SMALL_KEEP_BYTES
+    this.#largeHeld++
+    return LARGE_KEEP_BYTES
+  }
+
+  giveBack(bytes: number): void {
+    if (bytes === LARGE_KEEP_BYTES) this.#largeHeld--
+  }
+}
+
 /**
  * Cuts one body into consecutive requests of known lengths, each streamed as its bytes arrive.
  * A request whose bytes the body does not hold (it ended first) is aborted, so S3 stores nothing
- * of it, and `cut` is set; the first bytes of that request, up to KEPT_BYTES past the head, stay
- * in memory for the store to keep (`keptOfCut`). Keeping all of them would cost a part's size of
- * memory (or disk) per upload in flight, on every request, for the rare one that is cut.
+ * of it, and `cut` is set; the first bytes of that request, up to its KeepAllowance past the
+ * head, stay in memory for the store to keep (`keptOfCut`). Keeping all of them would cost a
+ * part's size of memory (or disk) per upload in flight, on every request, for the rare one that
+ * is cut; once a request has all its bytes, no cut can fall inside it, and its kept bytes go.
  */
 class PartSender {
   readonly #chunks: AsyncIterator<Buffer>
+  readonly #keeps: KeepAllowance
+  /** What the streaming request may keep past the head. */
+  #keepLimit = 0
   #pending: Uint8Array | undefined
   #streaming: Promise<boolean> = Promise.resolve(true)
   /** The head's bytes not yet fed: they are always kept, whatever their size. */
@@ -570,8 +597,9 @@ class PartSender {
   #keptBeyondHead = 0
   cut = false
 
-  constructor(body: Readable, head?: Uint8Array) {
+  constructor(body: Readable, keeps: KeepAllowance, head?: Uint8Array) {
     this.#chunks = body[Symbol.asyncIterator]()
+    this.#keeps = keeps
     this.#pending = head && head.length > 0 ? head : undefined
     this.#headLeft = head?.length ?? 0
   }
@@ -623,6 +651,19 @@ class PartSender {
   }
 
   async #feed(target: PassThrough, length: number, abort: AbortController): Promise<boolean> {
+    this.#keepLimit = this.#keeps.take()
+    try {
+      return await this.#feedKeeping(target, length, abort)
+    } finally {
+      this.#keeps.giveBack(this.#keepLimit)
+    }
+  }
+
+  async #feedKeeping(
+    target: PassThrough,
+    length: number,
+    abort: AbortController,
+  ): Promise<boolean> {
     let left = length
     while (left > 0) {
       const chunk = this.#pending ?? (await this.#next())
@@ -641,6 +682,7 @@ class PartSender {
       this.#keep(piece)
       if (!target.write(piece)) await drainedOrClosed(target)
     }
+    this.#kept = []
     target.end()
     return true
   }
@@ -648,7 +690,7 @@ class PartSender {
   #keep(piece: Uint8Array): void {
     const ofHead = Math.min(this.#headLeft, piece.length)
     this.#headLeft -= ofHead
-    const room = ofHead + KEPT_BYTES - this.#keptBeyondHead
+    const room = ofHead + this.#keepLimit - this.#keptBeyondHead
     if (room <= 0) return
     const kept = piece.length > room ? piece.subarray(0, room) : piece
     this.#kept.push(kept)
