@@ -67,6 +67,10 @@ memstore device bytes = $MEMSTORE_BYTES
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
+# Deleted objects (and the parts of completed or aborted multipart uploads) wait for radosgw's
+# garbage collector, 2 h by default: with the OSD in memory, a benchmark run would fill it.
+rgw gc obj min wait = 0
+rgw gc processor period = 5
 CONF
 
 ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
