@@ -30,10 +30,12 @@ function bodyOf(incoming: IncomingMessage): ReadableStream<Uint8Array> {
   let controller!: ReadableStreamDefaultController<Uint8Array>
   // Once the reader cancels, the stream is closed: what Node's stream does next is not news.
   let open = true
+  // Node's server destroys a request whose connection closes with an error ('aborted') at any
+  // time, even once this stream has settled or been cancelled: the failure reaches the reader
+  // through `finished` below, and must never reach the process as an uncaught 'error' event.
+  incoming.on('error', () => undefined)
   const stopWatching = finished(incoming, (error) => {
     stopWatching()
-    // A failure after the end must not go unhandled; the stream has settled already.
-    incoming.on('error', () => undefined)
     if (!open) return
     open = false
     if (error) controller.error(asAbortError(error))

@@ -563,10 +563,16 @@ function contentLengthOf(request: Request): number | undefined {
   return raw === null ? undefined : Number(raw)
 }
 
+/**
+ * The body as a Node stream. A client that goes away fails it even when no write reads it any
+ * more (an append that ended on a newer request's release, or past its room): the write saw what
+ * it needed, and the failure must not reach the process as an uncaught 'error' event.
+ */
 function bodyOf(request: Request): Readable {
-  return request.body
-    ? Readable.fromWeb(request.body as NodeReadableStream<Uint8Array>)
-    : Readable.from([])
+  if (!request.body) return Readable.from([])
+  const body = Readable.fromWeb(request.body as NodeReadableStream<Uint8Array>)
+  body.on('error', () => undefined)
+  return body
 }
 
 /**
