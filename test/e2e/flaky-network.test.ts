@@ -17,11 +17,13 @@ const CHUNK_SIZE = 64 * 1024
 const MAX_UPLOAD_SIZE = 700 * 1024
 /** A connection is cut after 100 B to 256 KiB, about four chunks: most uploads lose several. */
 const MAX_CONNECTION_BUDGET = 256 * 1024
+const MIN_CONNECTION_BUDGET = 100
 /**
- * A file sent as 4 partial uploads travels over at most 4 connections until one is cut: above 4
- * budgets, every such file is cut at least once, whatever the seed draws.
+ * What these tests check is that every byte survives the faults, never how fast: on S3 with an
+ * external PostgreSQL they take up to 10 s on a quiet machine, and CI ran one past the suite's
+ * 30 s under the whole suite's load. This limit only stops a run that hangs.
  */
-const PARALLEL_FILE_SIZES = { min: 4 * MAX_CONNECTION_BUDGET + 1, max: 6 * MAX_CONNECTION_BUDGET }
+const FAULT_TEST_TIMEOUT_MS = 120_000
 /** Short delays: the faults are the proxy's, not a server that needs time to come back. */
 const RETRY_DELAYS = [0, 10, 50, 100, ...Array<number>(26).fill(100)]
 
@@ -52,21 +54,35 @@ describe.each(TEST_STORES)(
     })
 
     /** Each upload draws its size and its cuts from its own stream, so a seed replays it alone. */
-    function plan(index: number, sizes = { min: 1024, max: MAX_UPLOAD_SIZE }): Planned {
+    function plan(index: number): Planned {
       const random = seededRandom(SEED + index * 0x9e3779b9)
-      const size = sizes.min + Math.floor(random() * (sizes.max - sizes.min))
+      const size = 1024 + Math.floor(random() * (MAX_UPLOAD_SIZE - 1024))
       return { index, bytes: pngBytes(size), random }
     }
 
+    /**
+     * Until the proxy has cut a connection, every connection is given less than the first PATCH
+     * of any upload carries (a chunk, or a whole partial upload when smaller), so that PATCH is
+     * cut wherever it travels: every upload loses a connection, whatever the seed draws. After
+     * that, one connection in five is left alone and the others are cut somewhere in their life.
+     */
+    function budgets(proxy: () => TcpProxy, { bytes, random }: Planned, parallelUploads: number) {
+      const firstPatch = Math.min(CHUNK_SIZE, Math.floor(bytes.length / parallelUploads))
+      return (): number | undefined => {
+        const below = proxy().cuts === 0 ? firstPatch : MAX_CONNECTION_BUDGET
+        if (below === MAX_CONNECTION_BUDGET && random() < 0.2) return undefined
+        return MIN_CONNECTION_BUDGET + Math.floor(random() * (below - MIN_CONNECTION_BUDGET))
+      }
+    }
+
     async function uploadThroughFlakyProxy(
-      { index, bytes, random }: Planned,
+      planned: Planned,
       options: { parallelUploads?: number } = {},
     ) {
-      const proxy = await TcpProxy.start({
+      const { index, bytes } = planned
+      const proxy: TcpProxy = await TcpProxy.start({
         targetPort: Number(new URL(server.url).port),
-        // One connection in five is left alone; the others are cut somewhere in their life.
-        budget: () =>
-          random() < 0.2 ? undefined : 100 + Math.floor(random() * MAX_CONNECTION_BUDGET),
+        budget: budgets(() => proxy, planned, options.parallelUploads ?? 1),
       })
       proxies.push(proxy)
       const failures: string[] = []
@@ -87,46 +103,51 @@ describe.each(TEST_STORES)(
       return { id, bytes, cuts: proxy.cuts, failures }
     }
 
-    it(`stores all ${UPLOADS} uploads once each, with their exact sha256`, async () => {
-      const queue = Array.from({ length: UPLOADS }, (_, index) => plan(index))
-      const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
-      await Promise.all(
-        Array.from({ length: PARALLEL_UPLOADS }, async () => {
-          for (let next = queue.shift(); next; next = queue.shift()) {
-            done.push(await uploadThroughFlakyProxy(next))
-          }
-        }),
-      )
+    it(
+      `stores all ${UPLOADS} uploads once each, with their exact sha256`,
+      async () => {
+        const queue = Array.from({ length: UPLOADS }, (_, index) => plan(index))
+        const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
+        await Promise.all(
+          Array.from({ length: PARALLEL_UPLOADS }, async () => {
+            for (let next = queue.shift(); next; next = queue.shift()) {
+              done.push(await uploadThroughFlakyProxy(next))
+            }
+          }),
+        )
 
-      expect(done).toHaveLength(UPLOADS)
-      expect(done.flatMap(({ failures }) => failures)).toEqual([])
-      for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
-      expect(new Set(done.map(({ id }) => id)).size).toBe(UPLOADS)
-      const stored = await server.knex('upload_files').where({ status: 'STORED' }).count('*')
-      expect(Number(stored[0]?.count)).toBe(UPLOADS)
-      expect(await countRows(server.knex, 'outbox_events')).toBe(UPLOADS)
-      // The faults really happened: most uploads lost at least one connection.
-      const cut = done.filter(({ cuts }) => cuts > 0).length
-      expect(cut).toBeGreaterThan(UPLOADS / 2)
-    })
+        expect(done).toHaveLength(UPLOADS)
+        expect(done.flatMap(({ failures }) => failures)).toEqual([])
+        for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
+        expect(new Set(done.map(({ id }) => id)).size).toBe(UPLOADS)
+        const stored = await server.knex('upload_files').where({ status: 'STORED' }).count('*')
+        expect(Number(stored[0]?.count)).toBe(UPLOADS)
+        expect(await countRows(server.knex, 'outbox_events')).toBe(UPLOADS)
+        // The faults really happened, to every upload (budgets).
+        expect(done.filter(({ cuts }) => cuts === 0)).toEqual([])
+      },
+      FAULT_TEST_TIMEOUT_MS,
+    )
 
-    it(`stores ${PARALLEL_FILES} uploads sent with parallelUploads: 4 once each, with their exact sha256`, async () => {
-      const queue = Array.from({ length: PARALLEL_FILES }, (_, index) =>
-        plan(UPLOADS + index, PARALLEL_FILE_SIZES),
-      )
-      const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        done.push(await uploadThroughFlakyProxy(next, { parallelUploads: 4 }))
-      }
+    it(
+      `stores ${PARALLEL_FILES} uploads sent with parallelUploads: 4 once each, with their exact sha256`,
+      async () => {
+        const queue = Array.from({ length: PARALLEL_FILES }, (_, index) => plan(UPLOADS + index))
+        const done: Array<Awaited<ReturnType<typeof uploadThroughFlakyProxy>>> = []
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          done.push(await uploadThroughFlakyProxy(next, { parallelUploads: 4 }))
+        }
 
-      expect(done.flatMap(({ failures }) => failures)).toEqual([])
-      for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
-      const finals = await server.knex('upload_files').where({ concat: 'final' })
-      expect(finals.map((final: { id: string }) => final.id).sort()).toEqual(
-        done.map(({ id }) => id).sort(),
-      )
-      // The faults really happened, to every file (PARALLEL_FILE_SIZES).
-      expect(done.filter(({ cuts }) => cuts === 0)).toEqual([])
-    })
+        expect(done.flatMap(({ failures }) => failures)).toEqual([])
+        for (const { id, bytes } of done) await expectStoredOnce(server.knex, id, bytes)
+        const finals = await server.knex('upload_files').where({ concat: 'final' })
+        expect(finals.map((final: { id: string }) => final.id).sort()).toEqual(
+          done.map(({ id }) => id).sort(),
+        )
+        // The faults really happened, to every file (budgets).
+        expect(done.filter(({ cuts }) => cuts === 0)).toEqual([])
+      },
+      FAULT_TEST_TIMEOUT_MS,
+    )
   },
 )
