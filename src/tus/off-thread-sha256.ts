@@ -22,8 +22,8 @@ type FromHasher =
  * transferring it would detach memory in use. Each upload being written holds one batch. While
  * few do, a batch is 1 MiB: the thread is sent (and woken by) one message per MiB, not one per
  * 128 KiB, which halved the main thread's cost of the hashing (1 GiB in 64 KiB pieces: 40–60
- * against 100–110 ms, and 680 against 790 ms on all threads). Beyond MAX_LARGE_BATCHES_HELD uploads a batch is 128 KiB, so 64 uploads at once
- * hold 15 MiB, not 64.
+ * against 100–110 ms, and 680 against 790 ms on all threads). Beyond MAX_LARGE_BATCHES_HELD
+ * uploads a batch is 128 KiB, so 64 uploads at once hold 15 MiB, not 64.
  */
 const LARGE_BATCH_BYTES = 1024 * 1024
 const SMALL_BATCH_BYTES = 128 * 1024
@@ -143,7 +143,12 @@ class HashingThread {
       this.#inFlightBytes -= message.buffer.byteLength
       this.#holdOpen()
       this.#keep(message.buffer)
-      if (this.#inFlightBytes < MAX_IN_FLIGHT_BYTES) this.#waitingForRoom.shift()?.()
+      // Every writer waiting goes on, not one per batch given back: a writer woken alone may
+      // post nothing more (its client paused, its body ended), and the others would wait on it.
+      // Each takes one chunk before it asks again: the bound holds within a chunk per writer.
+      if (this.#inFlightBytes < MAX_IN_FLIGHT_BYTES) {
+        for (const resolve of this.#waitingForRoom.splice(0)) resolve()
+      }
       return
     }
     this.#answer(message.request, message.sha256)

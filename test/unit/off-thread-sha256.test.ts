@@ -98,4 +98,23 @@ describe('OffThreadSha256', () => {
     await room
     expect(await hash.digest()).toBe(sha256(bytes))
   })
+  it('lets every writer waiting for room go on once the thread has caught up, however many wait', async () => {
+    const busy = new OffThreadSha256()
+    // Four 1 MiB batches posted in this synchronous step: the bound is reached.
+    busy.update(randomBytes(4 * MiB))
+    const writers = Array.from({ length: 6 }, () => new OffThreadSha256())
+    const rooms = writers.map((writer) => {
+      writer.update(Buffer.alloc(10))
+      return writer.room()
+    })
+    let resumed = 0
+    for (const room of rooms) void room?.then(() => resumed++)
+
+    // The thread answers after giving back every batch posted before the question.
+    await busy.digest()
+
+    expect(rooms.every((room) => room instanceof Promise)).toBe(true)
+    expect(resumed).toBe(writers.length)
+    for (const writer of writers) writer.drop()
+  })
 })
