@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { countRows, expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
-import { seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
+import { flakyBudgets, seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadRestartingOnLostConnection, uploadWithTus } from '../helpers/tus-client.ts'
 
@@ -15,9 +15,6 @@ const PARALLEL_UPLOADS = 5
 const PARALLEL_FILES = 12
 const CHUNK_SIZE = 64 * 1024
 const MAX_UPLOAD_SIZE = 700 * 1024
-/** A connection is cut after 100 B to 256 KiB, about four chunks: most uploads lose several. */
-const MAX_CONNECTION_BUDGET = 256 * 1024
-const MIN_CONNECTION_BUDGET = 100
 /**
  * What these tests check is that every byte survives the faults, never how fast: on S3 with an
  * external PostgreSQL they take up to 10 s on a quiet machine, and CI ran one past the suite's
@@ -60,29 +57,15 @@ describe.each(TEST_STORES)(
       return { index, bytes: pngBytes(size), random }
     }
 
-    /**
-     * Until the proxy has cut a connection, every connection is given less than the first PATCH
-     * of any upload carries (a chunk, or a whole partial upload when smaller), so that PATCH is
-     * cut wherever it travels: every upload loses a connection, whatever the seed draws. After
-     * that, one connection in five is left alone and the others are cut somewhere in their life.
-     */
-    function budgets(proxy: () => TcpProxy, { bytes, random }: Planned, parallelUploads: number) {
-      const firstPatch = Math.min(CHUNK_SIZE, Math.floor(bytes.length / parallelUploads))
-      return (): number | undefined => {
-        const below = proxy().cuts === 0 ? firstPatch : MAX_CONNECTION_BUDGET
-        if (below === MAX_CONNECTION_BUDGET && random() < 0.2) return undefined
-        return MIN_CONNECTION_BUDGET + Math.floor(random() * (below - MIN_CONNECTION_BUDGET))
-      }
-    }
-
     async function uploadThroughFlakyProxy(
-      planned: Planned,
+      { index, bytes, random }: Planned,
       options: { parallelUploads?: number } = {},
     ) {
-      const { index, bytes } = planned
+      // tus-js-client splits a file into partial uploads of at least size / parallelUploads.
+      const partSize = Math.floor(bytes.length / (options.parallelUploads ?? 1))
       const proxy: TcpProxy = await TcpProxy.start({
         targetPort: Number(new URL(server.url).port),
-        budget: budgets(() => proxy, planned, options.parallelUploads ?? 1),
+        budget: flakyBudgets(() => proxy, random, Math.min(CHUNK_SIZE, partSize)),
       })
       proxies.push(proxy)
       const failures: string[] = []
@@ -123,7 +106,7 @@ describe.each(TEST_STORES)(
         const stored = await server.knex('upload_files').where({ status: 'STORED' }).count('*')
         expect(Number(stored[0]?.count)).toBe(UPLOADS)
         expect(await countRows(server.knex, 'outbox_events')).toBe(UPLOADS)
-        // The faults really happened, to every upload (budgets).
+        // The faults really happened, to every upload (flakyBudgets).
         expect(done.filter(({ cuts }) => cuts === 0)).toEqual([])
       },
       FAULT_TEST_TIMEOUT_MS,
@@ -144,7 +127,7 @@ describe.each(TEST_STORES)(
         expect(finals.map((final: { id: string }) => final.id).sort()).toEqual(
           done.map(({ id }) => id).sort(),
         )
-        // The faults really happened, to every file (budgets).
+        // The faults really happened, to every file (flakyBudgets).
         expect(done.filter(({ cuts }) => cuts === 0)).toEqual([])
       },
       FAULT_TEST_TIMEOUT_MS,

@@ -148,6 +148,29 @@ export class TcpProxy {
   }
 }
 
+const MIN_FLAKY_BUDGET = 100
+/** About four 64 KiB chunks: most uploads lose several connections. */
+const MAX_FLAKY_BUDGET = 256 * 1024
+
+/**
+ * Budgets for a flaky network that cuts every upload through it at least once, whatever the
+ * seed draws. Until the proxy has cut a connection, each gets less than `firstChunkBytes`, the
+ * fewest bytes the first request carrying upload bytes carries (a chunk, or a whole partial
+ * upload when smaller), so that request is cut on whichever connection it travels. After that,
+ * one connection in five is left alone and the others are cut after 100 B to 256 KiB.
+ */
+export function flakyBudgets(
+  proxy: () => TcpProxy,
+  random: () => number,
+  firstChunkBytes: number,
+): () => number | undefined {
+  return () => {
+    const below = proxy().cuts === 0 ? firstChunkBytes : MAX_FLAKY_BUDGET
+    if (below === MAX_FLAKY_BUDGET && random() < 0.2) return undefined
+    return MIN_FLAKY_BUDGET + Math.floor(random() * (below - MIN_FLAKY_BUDGET))
+  }
+}
+
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0
