@@ -152,6 +152,7 @@ export async function buildContainer(
   // Counted where the store reads them, in the pass that hashes them: no stream of its own.
   const datastore = await createDatastore(config.storage, {
     onBytesWritten: (bytes) => metrics.bytesReceived(bytes),
+    logger,
   })
   const publicUrl = config.http.publicUrl
   const policy = {

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createLogger } from '../../src/lib/logger.ts'
 import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { openConnection, rawRequest } from '../helpers/raw-http.ts'
 import { expectStoredOnce, recordsFor, uploadLocksHeld } from '../helpers/records.ts'
@@ -133,9 +134,14 @@ describe('S3 writes whose body fails while an incomplete part is pending', () =>
 
 describe('S3 writes whose body is cut after a part landed', () => {
   let server: TestServer
+  const logged: Array<{ level: string; message: string; component?: string }> = []
 
   beforeAll(async () => {
-    server = await startTestServer({}, s3Store)
+    const logger = createLogger('debug', {
+      format: 'json',
+      write: (line) => logged.push(JSON.parse(line)),
+    })
+    server = await startTestServer({}, s3Store, { logger })
   })
 
   afterAll(async () => {
@@ -166,11 +172,21 @@ describe('S3 writes whose body is cut after a part landed', () => {
       return ((await storage.progress(key))?.offset ?? 0) >= 5 * MiB
     })
 
+    const consoleWarn = vi.spyOn(console, 'warn')
     connection.socket.destroy()
     await connection.closed
     await waitUntil('the cut PATCH let the upload go', async () => {
       return (await uploadLocksHeld(server.knex)) === 0
     })
+    // The SDK reports the part's request the store aborted, in tusbox's log, as no warning.
+    expect(consoleWarn).not.toHaveBeenCalled()
+    consoleWarn.mockRestore()
+    expect(logged.filter(({ component }) => component === 'aws-sdk')).toContainEqual(
+      expect.objectContaining({
+        level: 'debug',
+        message: expect.stringContaining('streaming request'),
+      }),
+    )
     const head = await fetch(url, { method: 'HEAD', headers: TUS })
     const offset = Number(head.headers.get('upload-offset'))
     // The first part, and the first bytes of the second (up to 1 MiB), which had all arrived.

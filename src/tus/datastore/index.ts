@@ -1,4 +1,5 @@
 import type { FileStorageConfig, S3StorageConfig } from '../../config.ts'
+import type { Logger } from '../../lib/logger.ts'
 import { SNIFF_BYTES } from '../../uploads/content-type.ts'
 import { StreamedDigestRegistry } from '../streamed-digests.ts'
 import type { Datastore } from './common.ts'
@@ -10,6 +11,8 @@ export { scopedLocker, withinRequest } from './request-scope.ts'
 export interface DatastoreOptions {
   /** Told of the bytes of every write as the store reads them (metrics), hashed or not. */
   readonly onBytesWritten?: (bytes: number) => void
+  /** Where the AWS SDK's own messages go, instead of the console. */
+  readonly logger?: Logger
 }
 
 /**
@@ -28,5 +31,5 @@ export async function createDatastore(
   })
   if (config.backend === 'file') return createFileDatastore(config, digests)
   const { createS3Datastore } = await import('./s3.ts')
-  return createS3Datastore(config, digests)
+  return createS3Datastore(config, digests, options.logger)
 }

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import type { S3StorageConfig } from '../../config.ts'
+import type { Logger } from '../../lib/logger.ts'
 import type {
   ByteRange,
   DownloadHeaders,
@@ -21,8 +22,29 @@ import { LeanS3Store } from './s3-store.ts'
 
 export { copyPlan } from './s3-objects.ts'
 
-function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
+/**
+ * The SDK's messages in tusbox's log instead of bare console lines. One is no warning here: the
+ * SDK reports every streaming request that failed, and the store aborts a part's request on
+ * purpose when its client's body ends inside it (a cut connection, see PartSender).
+ */
+function sdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
+  const fields = { component: 'aws-sdk' }
+  const text = (content: unknown[]) => content.map(String).join(' ')
   return {
+    debug: (...content) => logger.debug(text(content), fields),
+    info: (...content) => logger.debug(text(content), fields),
+    warn: (...content) => {
+      const message = text(content)
+      if (message.includes('non-retryable streaming request')) logger.debug(message, fields)
+      else logger.warn(message, fields)
+    },
+    error: (...content) => logger.error(text(content), fields),
+  }
+}
+
+function s3ClientConfig(config: S3StorageConfig, logger: Logger | undefined): S3ClientConfig {
+  return {
+    ...(logger ? { logger: sdkLogger(logger) } : {}),
     region: config.region,
     forcePathStyle: config.forcePathStyle,
     ...(config.credentials ? { credentials: config.credentials } : {}),
@@ -41,8 +63,9 @@ function s3ClientConfig(config: S3StorageConfig): S3ClientConfig {
 export async function createS3Datastore(
   config: S3StorageConfig,
   digests: StreamedDigestRegistry,
+  logger?: Logger,
 ): Promise<Datastore> {
-  const client = new S3Client(s3ClientConfig(config))
+  const client = new S3Client(s3ClientConfig(config, logger))
   const objects = new S3Objects(client, config.bucket)
   const tusStore = new LeanS3Store(objects, digests, {
     partSize: config.partSize,
