@@ -5,7 +5,11 @@ import { countRows, expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { flakyBudgets, seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { uploadRestartingOnLostConnection, uploadWithTus } from '../helpers/tus-client.ts'
+import {
+  CutResponseAwareHttpStack,
+  uploadRestartingOnLostConnection,
+  uploadWithTus,
+} from '../helpers/tus-client.ts'
 
 /** FLAKY_NETWORK_SEED=<seed from the test name> replays a failing run's faults. */
 const SEED = Number(process.env.FLAKY_NETWORK_SEED ?? randomInt(2 ** 32))
@@ -73,6 +77,7 @@ describe.each(TEST_STORES)(
       const { id } = await send(`${proxy.url}/files`, bytes, {
         chunkSize: CHUNK_SIZE,
         retryDelays: RETRY_DELAYS,
+        httpStack: new CutResponseAwareHttpStack(),
         metadata: { filename: `flaky-${index}.png`, filetype: 'image/png' },
         ...options,
         // Retries hide error answers; the server must never give one, only lose connections.

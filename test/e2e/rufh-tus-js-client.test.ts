@@ -13,7 +13,7 @@ import { expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { flakyBudgets, seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { uploadWithTus } from '../helpers/tus-client.ts'
+import { CutResponseAwareHttpStack, uploadWithTus } from '../helpers/tus-client.ts'
 
 const UPLOAD_CHILD = fileURLToPath(new URL('../helpers/upload-child.ts', import.meta.url))
 
@@ -116,6 +116,7 @@ describe.each(cases)(
             protocol,
             chunkSize: CHUNK_SIZE,
             retryDelays: RETRY_DELAYS,
+            httpStack: new CutResponseAwareHttpStack(),
             metadata: { filename: `flaky-${index}.png`, filetype: 'image/png' },
             onAfterResponse: (request: tus.HttpRequest, response: tus.HttpResponse) => {
               const status = response.getStatus()
