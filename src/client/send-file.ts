@@ -3,6 +3,7 @@ import path from 'node:path'
 import * as tus from 'tus-js-client'
 import { type ErrorBody, errorBodyOf } from './api.ts'
 import { typeFromExtension } from './content-types.ts'
+import { CutResponseAwareHttpStack } from './http-stack.ts'
 import type { LocalFile } from './local-files.ts'
 import type { ResumeStore } from './resume-store.ts'
 
@@ -99,6 +100,8 @@ export function sendFile(
       chunkSize: options.chunkSize,
       metadata: metadataFor(file, options.batchId),
       retryDelays: RETRY_DELAYS,
+      // A response cut inside its body would otherwise leave the upload waiting for ever.
+      httpStack: new CutResponseAwareHttpStack(),
       fingerprint: () => Promise.resolve(fingerprint),
       urlStorage: options.store,
       removeFingerprintOnSuccess: true,

@@ -1,15 +1,12 @@
 import { randomInt } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CutResponseAwareHttpStack } from '../../src/client/http-stack.ts'
 import { pngBytes } from '../helpers/fixtures.ts'
 import { countRows, expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { flakyBudgets, seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import {
-  CutResponseAwareHttpStack,
-  uploadRestartingOnLostConnection,
-  uploadWithTus,
-} from '../helpers/tus-client.ts'
+import { uploadRestartingOnLostConnection, uploadWithTus } from '../helpers/tus-client.ts'
 
 /** FLAKY_NETWORK_SEED=<seed from the test name> replays a failing run's faults. */
 const SEED = Number(process.env.FLAKY_NETWORK_SEED ?? randomInt(2 ** 32))

@@ -7,13 +7,14 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type * as tus from 'tus-js-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CutResponseAwareHttpStack } from '../../src/client/http-stack.ts'
 import { MiB, pngBytes } from '../helpers/fixtures.ts'
 import { scrape } from '../helpers/metrics.ts'
 import { expectStoredOnce } from '../helpers/records.ts'
 import { TEST_STORES } from '../helpers/stores.ts'
 import { flakyBudgets, seededRandom, TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
-import { CutResponseAwareHttpStack, uploadWithTus } from '../helpers/tus-client.ts'
+import { uploadWithTus } from '../helpers/tus-client.ts'
 
 const UPLOAD_CHILD = fileURLToPath(new URL('../helpers/upload-child.ts', import.meta.url))
 
