@@ -167,6 +167,7 @@ const settingsSchema = z.object({
     .default(3600),
   S3_PART_SIZE: partSize.default(8 * MiB),
   S3_MIN_PART_SIZE: partSize.default(5 * MiB),
+  S3_IDLE_TIMEOUT: duration.prefault('2m'),
   FILE_UPLOAD_MIN_SIZE: nonNegativeInteger.default(1),
   FILE_UPLOAD_MAX_SIZE: positiveInteger.default(52_428_800),
   FILE_UPLOAD_ALLOWED_TYPES: mimeList.prefault(DEFAULT_ALLOWED_TYPES.join(',')),
@@ -431,6 +432,8 @@ export interface S3StorageConfig {
   readonly presignExpiresSeconds: number
   readonly partSize: number
   readonly minPartSize: number
+  /** An S3 request that connects, sends and receives nothing for this long fails. */
+  readonly idleTimeoutMs: number
 }
 
 export class ConfigError extends Error {
@@ -533,6 +536,7 @@ function storageConfig(settings: z.infer<typeof schema>): Config['storage'] {
     presignExpiresSeconds: settings.AWS_QUERYSTRING_EXPIRE,
     partSize: settings.S3_PART_SIZE,
     minPartSize: settings.S3_MIN_PART_SIZE,
+    idleTimeoutMs: settings.S3_IDLE_TIMEOUT,
   }
 }
 

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { createLogger } from '../../src/lib/logger.ts'
 import { MiB, pngBytes, sha256 } from '../helpers/fixtures.ts'
 import { openConnection, rawRequest } from '../helpers/raw-http.ts'
 import { expectStoredOnce, recordsFor, uploadLocksHeld } from '../helpers/records.ts'
 import { TEST_STORES, type TestStore } from '../helpers/stores.ts'
+import { TcpProxy } from '../helpers/tcp-proxy.ts'
 import { startTestServer, type TestServer } from '../helpers/test-server.ts'
 import { uploadWithTus } from '../helpers/tus-client.ts'
 import { createUpload, patchUpload, TUS } from '../helpers/tus-requests.ts'
@@ -199,5 +200,40 @@ describe('S3 writes whose body is cut after a part landed', () => {
       key,
       `${key}.info`,
     ])
+  })
+})
+
+describe('S3 that stops answering', () => {
+  let server: TestServer
+  let s3: TcpProxy
+
+  beforeAll(async () => {
+    // tusbox reaches the S3 server through a proxy that can hold its requests: an S3 that
+    // accepts a connection and then says nothing, as a silent network path or a stuck server does.
+    s3 = await TcpProxy.start({ targetPort: Number(new URL(inject('s3').endpoint).port) })
+    server = await startTestServer({ AWS_S3_ENDPOINT_URL: s3.url, S3_IDLE_TIMEOUT: '1s' }, s3Store)
+  })
+
+  afterAll(async () => {
+    await server?.close()
+    await s3?.close()
+  })
+
+  it('fails a PATCH whose S3 request goes silent for S3_IDLE_TIMEOUT, lets the upload go, and the client resumes once S3 answers', async () => {
+    const bytes = pngBytes(300 * 1024)
+    const created = await createUpload(server.tusEndpoint, bytes.length, { filename: 'quiet.png' })
+    const url = created.headers.get('location') ?? ''
+    expect((await patchUpload(url, 0, bytes.subarray(0, 100 * 1024))).status).toBe(204)
+
+    await s3.holdAfter(s3.bytesToServer)
+    const stalled = await patchUpload(url, 100 * 1024, bytes.subarray(100 * 1024, 200 * 1024))
+
+    expect(stalled.status).toBe(500)
+    await waitUntil('the stalled PATCH let the upload go', async () => {
+      return (await uploadLocksHeld(server.knex)) === 0
+    })
+    s3.release()
+    const { id } = await uploadWithTus(server.tusEndpoint, bytes, { uploadUrl: url })
+    await expectStoredOnce(server.knex, id, bytes)
   })
 })

@@ -158,6 +158,7 @@ describe('loadConfig', () => {
       AWS_QUERYSTRING_AUTH: 'false',
       S3_PART_SIZE: '8388608',
       S3_MIN_PART_SIZE: '8388608',
+      S3_IDLE_TIMEOUT: '90s',
     })
     expect(config.storage).toEqual({
       backend: 's3',
@@ -171,6 +172,7 @@ describe('loadConfig', () => {
       presignExpiresSeconds: 3600,
       partSize: 8_388_608,
       minPartSize: 8_388_608,
+      idleTimeoutMs: 90_000,
     })
   })
 

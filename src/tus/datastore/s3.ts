@@ -45,6 +45,13 @@ function sdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
 function s3ClientConfig(config: S3StorageConfig, logger: Logger | undefined): S3ClientConfig {
   return {
     ...(logger ? { logger: sdkLogger(logger) } : {}),
+    // The SDK waits for ever by default: a request to an S3 that stopped answering (a silent
+    // connection, a stuck server) would hold its upload's lock for ever, and every request for
+    // that upload would wait for the lock, then fail.
+    requestHandler: {
+      connectionTimeout: config.idleTimeoutMs,
+      socketTimeout: config.idleTimeoutMs,
+    },
     region: config.region,
     forcePathStyle: config.forcePathStyle,
     ...(config.credentials ? { credentials: config.credentials } : {}),
