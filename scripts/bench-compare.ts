@@ -22,24 +22,46 @@ import { mainThreadCpuSeconds, processCpuSeconds } from './bench/machine.ts'
 import { median } from './bench/results.ts'
 import { type ChildServer, emptyDirectory, startBenchServer, startTusbox } from './bench/servers.ts'
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    size: { type: 'string', default: '512' },
-    chunk: { type: 'string' },
-    rounds: { type: 'string', default: '5' },
-  },
-})
+const USAGE =
+  'usage: node scripts/bench-compare.ts <other checkout> [--size MiB] [--chunk MiB] [--rounds N]'
+
+const { values, positionals } = parsedArgs()
 const other = positionals[0]
-if (!other) {
-  process.stderr.write(
-    'usage: node scripts/bench-compare.ts <other checkout> [--size MiB] [--chunk MiB] [--rounds N]\n',
-  )
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`)
+  process.exit(0)
+}
+if (!other) usageError('name the other checkout')
+const size = positiveNumber('--size', values.size) * MiB
+const chunk = values.chunk ? positiveNumber('--chunk', values.chunk) * MiB : size
+const rounds = positiveNumber('--rounds', values.rounds)
+
+function parsedArgs() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        size: { type: 'string', default: '512' },
+        chunk: { type: 'string' },
+        rounds: { type: 'string', default: '5' },
+        help: { type: 'boolean', default: false },
+      },
+    })
+  } catch (error) {
+    return usageError(error instanceof Error ? error.message : String(error))
+  }
+}
+
+function positiveNumber(option: string, text: string): number {
+  const value = Number(text)
+  if (!Number.isFinite(value) || value <= 0) usageError(`${option} must be a positive number`)
+  return value
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`bench-compare: ${message}\n${USAGE}\n`)
   process.exit(2)
 }
-const size = Number(values.size) * MiB
-const chunk = values.chunk ? Number(values.chunk) * MiB : size
-const rounds = Number(values.rounds)
 
 interface Subject {
   readonly name: string
