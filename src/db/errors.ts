@@ -16,10 +16,15 @@ const UNAVAILABLE_ERRNOS = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ])
-/** What node-postgres says when a connection dies under a query; these errors have no code. */
+/**
+ * What node-postgres says when a connection dies under a query, or a query comes to a client
+ * that was ended because its connection failed (the upload locker's one session: a request that
+ * took it just before it failed); these errors have no code.
+ */
 const UNAVAILABLE_MESSAGES = [
   'Connection terminated',
   'Client has encountered a connection error and is not queryable',
+  'Client was closed and is not queryable',
 ]
 
 /**

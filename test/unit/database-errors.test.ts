@@ -19,6 +19,10 @@ describe('databaseUnavailable', () => {
       ),
     ],
     [
+      'a query on a client ended after its connection failed',
+      new Error('Client was closed and is not queryable'),
+    ],
+    [
       'a knex pool timeout',
       Object.assign(new Error('Knex: Timeout acquiring a connection.'), {
         name: 'KnexTimeoutError',
