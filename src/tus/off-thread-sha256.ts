@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads'
+import { SizeAllowance } from '../lib/size-allowance.ts'
 
 /** What the hashing thread is sent (see sha256-worker.js). */
 export type ToHasher =
@@ -52,7 +53,11 @@ class HashingThread {
   ])
   readonly #waitingForRoom: (() => void)[] = []
   #inFlightBytes = 0
-  #largeBatchesHeld = 0
+  readonly #batchSizes = new SizeAllowance({
+    large: LARGE_BATCH_BYTES,
+    small: SMALL_BATCH_BYTES,
+    maxLarge: MAX_LARGE_BATCHES_HELD,
+  })
   #nextId = 1
   #nextRequest = 1
   #alive = true
@@ -76,9 +81,7 @@ class HashingThread {
 
   /** A batch for an upload to fill; it gives it back by posting it, or with giveBack. */
   takeBuffer(): ArrayBuffer {
-    const large = this.#largeBatchesHeld < MAX_LARGE_BATCHES_HELD
-    if (large) this.#largeBatchesHeld++
-    const size = large ? LARGE_BATCH_BYTES : SMALL_BATCH_BYTES
+    const size = this.#batchSizes.take()
     return this.#spare.get(size)?.pop() ?? new ArrayBuffer(size)
   }
 
@@ -126,7 +129,7 @@ class HashingThread {
   }
 
   #returned(buffer: ArrayBuffer): void {
-    if (buffer.byteLength === LARGE_BATCH_BYTES) this.#largeBatchesHeld--
+    this.#batchSizes.giveBack(buffer.byteLength)
   }
 
   #keep(buffer: ArrayBuffer): void {

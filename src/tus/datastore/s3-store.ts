@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { DataStore, ERRORS, StreamSplitter, TUS_RESUMABLE, Upload } from '@tus/utils'
+import { SizeAllowance } from '../../lib/size-allowance.ts'
 import type { StoredPart } from '../../uploads/types.ts'
 import type { StreamedDigestRegistry } from '../streamed-digests.ts'
 import { finalUpload } from './common.ts'
@@ -94,7 +95,11 @@ export class LeanS3Store extends DataStore {
   readonly #digests: StreamedDigestRegistry
   readonly #preferredPartSize: number
   readonly #minPartSize: number
-  readonly #keeps = new KeepAllowance()
+  readonly #keeps = new SizeAllowance({
+    large: LARGE_KEEP_BYTES,
+    small: SMALL_KEEP_BYTES,
+    maxLarge: MAX_LARGE_KEEPS,
+  })
 
   constructor(objects: S3Objects, digests: StreamedDigestRegistry, options: S3StoreOptions) {
     super()
@@ -561,32 +566,17 @@ async function* prefixed(head: Uint8Array | undefined, body: Readable): AsyncGen
   yield* body
 }
 
-/** How many requests keep LARGE_KEEP_BYTES at a time; the others keep SMALL_KEEP_BYTES. */
-class KeepAllowance {
-  #largeHeld = 0
-
-  take(): number {
-    if (this.#largeHeld >= MAX_LARGE_KEEPS) return SMALL_KEEP_BYTES
-    this.#largeHeld++
-    return LARGE_KEEP_BYTES
-  }
-
-  giveBack(bytes: number): void {
-    if (bytes === LARGE_KEEP_BYTES) this.#largeHeld--
-  }
-}
-
 /**
  * Cuts one body into consecutive requests of known lengths, each streamed as its bytes arrive.
  * A request whose bytes the body does not hold (it ended first) is aborted, so S3 stores nothing
- * of it, and `cut` is set; the first bytes of that request, up to its KeepAllowance past the
+ * of it, and `cut` is set; the first bytes of that request, up to its keep allowance past the
  * head, stay in memory for the store to keep (`keptOfCut`). Keeping all of them would cost a
  * part's size of memory (or disk) per upload in flight, on every request, for the rare one that
  * is cut; once a request has all its bytes, no cut can fall inside it, and its kept bytes go.
  */
 class PartSender {
   readonly #chunks: AsyncIterator<Buffer>
-  readonly #keeps: KeepAllowance
+  readonly #keeps: SizeAllowance
   /** What the streaming request may keep past the head. */
   #keepLimit = 0
   #pending: Uint8Array | undefined
@@ -597,7 +587,7 @@ class PartSender {
   #keptBeyondHead = 0
   cut = false
 
-  constructor(body: Readable, keeps: KeepAllowance, head?: Uint8Array) {
+  constructor(body: Readable, keeps: SizeAllowance, head?: Uint8Array) {
     this.#chunks = body[Symbol.asyncIterator]()
     this.#keeps = keeps
     this.#pending = head && head.length > 0 ? head : undefined
