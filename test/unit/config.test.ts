@@ -185,6 +185,14 @@ describe('loadConfig', () => {
     })
   })
 
+  it('refuses an S3_IDLE_TIMEOUT that is not a duration of at least a second', () => {
+    for (const value of ['500ms', '0s', 'never', '-1m']) {
+      expect(() =>
+        loadConfig({ STORAGE_BACKEND: 's3', AWS_STORAGE_BUCKET_NAME: 'b', S3_IDLE_TIMEOUT: value }),
+      ).toThrow(`S3_IDLE_TIMEOUT="${value}": "${value}" is not a duration such as 90s`)
+    }
+  })
+
   it('stops STORAGE_BACKEND=s3 without a bucket, together with every other problem', () => {
     expect(() =>
       loadConfig({
